@@ -1,0 +1,12 @@
+"""physinv: physics-constrained imaging in PyTorch.
+
+Exact linear operators (convolution, tomography, matrices) with adjoints and
+factorizations, classical solvers, and networks that keep the physics fixed.
+"""
+
+from . import operators, psf, testing
+from .operators import Convolution, LinearOperator, Matrix
+
+__version__ = "0.1.0"
+
+__all__ = ["operators", "psf", "testing", "Convolution", "LinearOperator", "Matrix", "__version__"]

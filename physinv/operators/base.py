@@ -1,0 +1,665 @@
+"""The linear-operator interface that every physics model in physinv implements.
+
+A :class:`LinearOperator` maps tensors whose trailing dimensions are
+``in_shape`` to tensors whose trailing dimensions are ``out_shape`` and
+broadcasts over every leading dimension (batch, channel, ...).  Subclasses
+implement only ``_forward`` and ``_adjoint``; everything else (the adjoint
+operator ``A.H``, the normal operator, algebra, norms, dense and scipy views,
+serialisation) is derived here once.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .factorization import Factorization
+
+__all__ = [
+    "LinearOperator",
+    "Identity",
+    "Composition",
+    "Sum",
+    "Scaled",
+    "Adjoint",
+    "FactorizationError",
+    "from_config",
+    "as_shape",
+]
+
+Shape = tuple[int, ...]
+
+#: Largest number of matrix entries :meth:`LinearOperator.to_dense` builds by default.
+DENSE_LIMIT = 2**26
+
+_REGISTRY: dict[str, type[LinearOperator]] = {}
+
+
+class FactorizationError(RuntimeError):
+    """Raised when an operator has no exact factorization (and none was asked to be approximated)."""
+
+
+def as_shape(shape: Any, name: str) -> Shape:
+    """Validate and normalise a shape argument to a tuple of positive ints.
+
+    Parameters
+    ----------
+    shape : int or sequence of int
+        The shape to check.
+    name : str
+        The argument name used in error messages.
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> as_shape(5, "in_shape")
+    (5,)
+    >>> as_shape([3, 4], "in_shape")
+    (3, 4)
+    """
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    if isinstance(shape, torch.Size):
+        shape = tuple(shape)
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {type(shape).__name__}")
+    out = []
+    for s in shape:
+        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or int(s) < 1:
+            raise ValueError(f"{name} must contain positive integers, got {tuple(shape)!r}")
+        out.append(int(s))
+    if not out:
+        raise ValueError(f"{name} must have at least one dimension, got ()")
+    return tuple(out)
+
+
+def _complex_of(dtype: torch.dtype) -> torch.dtype:
+    return {torch.float32: torch.complex64, torch.float64: torch.complex128,
+            torch.float16: torch.complex32, torch.bfloat16: torch.complex64}.get(dtype, dtype)
+
+
+def _real_of(dtype: torch.dtype) -> torch.dtype:
+    return {torch.complex64: torch.float32, torch.complex128: torch.float64,
+            torch.complex32: torch.float16}.get(dtype, dtype)
+
+
+class LinearOperator(nn.Module):
+    """A linear map ``A: in_shape -> out_shape`` with an exact adjoint.
+
+    Subclasses implement ``_forward(x)`` and ``_adjoint(y)`` for inputs whose
+    trailing dimensions already match (checked here) and any leading
+    dimensions.  Real operators (``is_real = True``: real coefficients) accept
+    complex inputs too: real and imaginary parts are mapped separately.
+
+    Parameters
+    ----------
+    in_shape : int or tuple of int
+        Trailing shape of the inputs.
+    out_shape : int or tuple of int
+        Trailing shape of the outputs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> A = Matrix(torch.tensor([[1.0, 2.0], [0.0, 3.0]]))
+    >>> A(torch.tensor([1.0, 1.0]))
+    tensor([3., 3.])
+    >>> A.H(torch.tensor([1.0, 1.0]))
+    tensor([1., 5.])
+    """
+
+    #: True when the operator has real coefficients (maps real inputs to real outputs).
+    is_real: bool = True
+
+    def __init__(self, in_shape: Any, out_shape: Any) -> None:
+        super().__init__()
+        self.in_shape: Shape = as_shape(in_shape, "in_shape")
+        self.out_shape: Shape = as_shape(out_shape, "out_shape")
+        self._cast_cache: dict[tuple, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ hooks
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise TypeError(f"{type(self).__name__} does not define _forward")
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise TypeError(f"{type(self).__name__} does not define _adjoint")
+
+    def _config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments (override to support :meth:`to_config`)."""
+        raise TypeError(f"{type(self).__name__} cannot be described as a config")
+
+    def _svd(self) -> Factorization:
+        raise FactorizationError(
+            f"{type(self).__name__} has no exact factorization; use svd(k=...) for a truncated "
+            "numerical SVD, or an iterative solver (cgls, landweber) that needs only A and A^H"
+        )
+
+    # ------------------------------------------------------------ application
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    @staticmethod
+    def _check(x: Any, shape: Shape, name: str, op: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
+        n = len(shape)
+        if x.dim() < n or tuple(x.shape[x.dim() - n:]) != shape:
+            raise ValueError(
+                f"{op}: {name} must have trailing shape {shape}, got tensor of shape {tuple(x.shape)}"
+            )
+        if not (x.is_floating_point() or x.is_complex()):
+            raise TypeError(f"{op}: {name} must be a floating or complex tensor, got {x.dtype}")
+        return x
+
+    def _split_complex(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor):
+        if self.is_real and x.is_complex():
+            return torch.complex(fn(x.real.contiguous()), fn(x.imag.contiguous()))
+        return fn(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the operator: ``y = A x``."""
+        self._check(x, self.in_shape, "x", type(self).__name__)
+        return self._split_complex(self._forward, x)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """Apply the adjoint: ``x = A^H y``."""
+        self._check(y, self.out_shape, "y", type(self).__name__ + ".adjoint")
+        return self._split_complex(self._adjoint, y)
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the normal operator ``A^H A x``."""
+        return self.adjoint(self.forward(x))
+
+    @property
+    def H(self) -> LinearOperator:
+        """The adjoint as an operator (``A.H.H is A``)."""
+        return Adjoint(self)
+
+    @property
+    def T(self) -> LinearOperator:
+        """Alias of :attr:`H` for real operators."""
+        return self.H
+
+    # ------------------------------------------------------- buffer handling
+    def _like(self, name: str, x: torch.Tensor, complex_: bool | None = None) -> torch.Tensor:
+        """Return buffer ``name`` cast to the precision and checked against the device of ``x``.
+
+        Casts are cached until the module is moved (``.to``), so repeated
+        applications cost nothing extra.
+        """
+        buf = getattr(self, name)
+        if buf.device != x.device:
+            raise ValueError(
+                f"{type(self).__name__}: input is on {x.device} but the operator is on "
+                f"{buf.device}; move one of them with .to(device)"
+            )
+        real = _real_of(x.dtype)
+        want = _complex_of(real) if (buf.is_complex() if complex_ is None else complex_) else real
+        if buf.dtype == want:
+            return buf
+        key = (name, want)
+        hit = self._cast_cache.get(key)
+        if hit is None or hit.device != buf.device:
+            hit = buf.to(want)
+            self._cast_cache[key] = hit
+        return hit
+
+    def _apply(self, fn, *args, **kwargs):  # noqa: D401 - nn.Module hook
+        self._cast_cache = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    def _probe_tensor(self) -> tuple[torch.device, torch.dtype]:
+        for t in list(self.buffers()) + list(self.parameters()):
+            return t.device, (_real_of(t.dtype) if t.is_complex() else t.dtype)
+        return torch.device("cpu"), torch.float64
+
+    # ---------------------------------------------------------------- algebra
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Composition(self, other)
+
+    def __add__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Sum(self, other)
+
+    def __sub__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Sum(self, Scaled(other, -1.0))
+
+    def __mul__(self, c: Any) -> LinearOperator:
+        if isinstance(c, numbers.Number) and not isinstance(c, bool):
+            return Scaled(self, c)
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, c: Any) -> LinearOperator:
+        if isinstance(c, numbers.Number) and not isinstance(c, bool):
+            return Scaled(self, 1.0 / c)
+        return NotImplemented
+
+    def __neg__(self) -> LinearOperator:
+        return Scaled(self, -1.0)
+
+    # ---------------------------------------------------- derived quantities
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Matrix shape ``(prod(out_shape), prod(in_shape))``."""
+        return math.prod(self.out_shape), math.prod(self.in_shape)
+
+    @property
+    def has_svd(self) -> bool:
+        """Whether :meth:`svd` without ``k`` gives an exact factorization."""
+        return type(self)._svd is not LinearOperator._svd and self._has_exact_svd()
+
+    def _has_exact_svd(self) -> bool:
+        return True
+
+    def svd(self, k: int | None = None, **kwargs: Any) -> Factorization:
+        """Factorize ``A = U diag(s) V^H``.
+
+        Parameters
+        ----------
+        k : int, optional
+            Without ``k`` the exact factorization is returned, or a
+            :class:`FactorizationError` raised where the operator has none.
+            With ``k`` the top-``k`` singular triplets are computed
+            numerically (Lanczos on :meth:`to_scipy`), for any operator.
+
+        Returns
+        -------
+        Factorization
+
+        Examples
+        --------
+        >>> import torch
+        >>> from physinv.operators import Matrix
+        >>> F = Matrix(torch.diag(torch.tensor([3.0, 2.0, 1.0]))).svd()
+        >>> F.s
+        tensor([3., 2., 1.])
+        """
+        if k is None:
+            return self._svd()
+        return self._truncated_svd(int(k), **kwargs)
+
+    def _truncated_svd(self, k: int, **kwargs: Any) -> Factorization:
+        from .factorization import truncated_svd
+
+        return truncated_svd(self, k, **kwargs)
+
+    def norm(self, n_iter: int = 500, tol: float = 1e-7, seed: int = 0) -> float:
+        """Spectral norm ``||A||_2``.
+
+        Exact (largest singular value) where an exact factorization exists,
+        else a seeded power iteration on ``A^H A``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from physinv.operators import Matrix
+        >>> round(Matrix(torch.diag(torch.tensor([3.0, -5.0]))).norm(), 6)
+        5.0
+        """
+        exact = self._exact_norm()
+        if exact is not None:
+            return exact
+        return power_iteration(self, n_iter=n_iter, tol=tol, seed=seed)
+
+    def _exact_norm(self) -> float | None:
+        if self.has_svd:
+            return float(self.svd().s.abs().max())
+        return None
+
+    def to_dense(self, dtype: torch.dtype | None = None, max_entries: int = DENSE_LIMIT) -> torch.Tensor:
+        """The operator as a dense ``(prod(out_shape), prod(in_shape))`` matrix.
+
+        Refuses operators with more than ``max_entries`` entries.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from physinv.operators import Identity
+        >>> Identity(2).to_dense()
+        tensor([[1., 0.],
+                [0., 1.]], dtype=torch.float64)
+        """
+        m, n = self.shape
+        if m * n > max_entries:
+            raise ValueError(
+                f"to_dense: the operator is {m}x{n} ({m * n} entries), above max_entries="
+                f"{max_entries}; use to_scipy() or matrix-free methods instead"
+            )
+        device, real = self._probe_tensor()
+        if dtype is None:
+            dtype = torch.float64 if self.is_real else torch.complex128
+        eye = torch.eye(n, dtype=dtype, device=device).reshape((n, *self.in_shape))
+        cols = []
+        for chunk in eye.split(max(1, 2**22 // max(m, 1))):
+            cols.append(self.forward(chunk).reshape(chunk.shape[0], m))
+        return torch.cat(cols).T.contiguous()
+
+    def to_scipy(self, dtype: Any = np.float64):
+        """A :class:`scipy.sparse.linalg.LinearOperator` acting on flattened vectors.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from scipy.sparse.linalg import lsqr
+        >>> from physinv.operators import Matrix
+        >>> A = Matrix(torch.tensor([[2.0, 0.0], [0.0, 4.0]]))
+        >>> np.round(lsqr(A.to_scipy(), np.array([2.0, 4.0]))[0], 6)
+        array([1., 1.])
+        """
+        from scipy.sparse.linalg import LinearOperator as _SciOp
+
+        device, _ = self._probe_tensor()
+        np_dtype = np.dtype(dtype)
+        tdtype = torch.from_numpy(np.zeros(1, dtype=np_dtype)).dtype
+        m, n = self.shape
+
+        def _run(fn, v, shape_in, shape_out):
+            v = np.asarray(v)
+            batched = v.ndim == 2
+            t = torch.from_numpy(np.ascontiguousarray(v.T if batched else v)).to(device)
+            if not (t.is_complex() or tdtype.is_complex):
+                t = t.to(tdtype)
+            elif not t.is_complex():
+                t = t.to(tdtype)
+            lead = (t.shape[0],) if batched else ()
+            with torch.no_grad():
+                out = fn(t.reshape(lead + shape_in)).reshape(lead + (-1,))
+            out = out.cpu().numpy()
+            return out.T if batched else out
+
+        return _SciOp(
+            shape=(m, n),
+            dtype=np_dtype,
+            matvec=lambda v: _run(self.forward, v, self.in_shape, self.out_shape),
+            rmatvec=lambda v: _run(self.adjoint, v, self.out_shape, self.in_shape),
+            matmat=lambda V: _run(self.forward, V, self.in_shape, self.out_shape),
+            rmatmat=lambda V: _run(self.adjoint, V, self.out_shape, self.in_shape),
+        )
+
+    # --------------------------------------------------------- serialisation
+    def to_config(self) -> dict[str, Any]:
+        """A JSON-serialisable description from which :func:`from_config` rebuilds the operator.
+
+        Examples
+        --------
+        >>> from physinv.operators import Identity, from_config
+        >>> cfg = Identity((2, 3)).to_config()
+        >>> cfg
+        {'type': 'Identity', 'shape': [2, 3]}
+        >>> from_config(cfg).in_shape
+        (2, 3)
+        """
+        return {"type": type(self).__name__, **self._config()}
+
+    def extra_repr(self) -> str:
+        return f"in_shape={self.in_shape}, out_shape={self.out_shape}"
+
+
+def from_config(config: dict[str, Any]) -> LinearOperator:
+    """Rebuild an operator from :meth:`LinearOperator.to_config` output.
+
+    Examples
+    --------
+    >>> from physinv.operators import Identity, from_config
+    >>> from_config({"type": "Identity", "shape": [4]})
+    Identity(in_shape=(4,), out_shape=(4,))
+    """
+    if not isinstance(config, dict) or "type" not in config:
+        raise ValueError(f"config must be a dict with a 'type' key, got {config!r:.200}")
+    kind = config["type"]
+    cls = _REGISTRY.get(kind)
+    if cls is None:
+        raise ValueError(f"config: unknown operator type {kind!r}; known: {sorted(_REGISTRY)}")
+    kwargs = {k: v for k, v in config.items() if k != "type"}
+    return cls._from_config(kwargs)
+
+
+def _build(cls, kwargs):
+    return cls(**kwargs)
+
+
+LinearOperator._from_config = classmethod(_build)  # type: ignore[attr-defined]
+
+
+def power_iteration(A: LinearOperator, n_iter: int = 500, tol: float = 1e-7, seed: int = 0) -> float:
+    """Largest singular value of ``A`` by seeded power iteration on ``A^H A`` (float64).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> from physinv.operators.base import power_iteration
+    >>> round(power_iteration(Matrix(torch.diag(torch.tensor([1.0, 4.0, 2.0])))), 5)
+    4.0
+    """
+    device, _ = A._probe_tensor()
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    dtype = torch.float64 if A.is_real else torch.complex128
+    x = torch.randn(A.in_shape, generator=g, dtype=dtype).to(device)
+    x = x / torch.linalg.vector_norm(x)
+    sigma2 = 0.0
+    with torch.no_grad():
+        for _ in range(n_iter):
+            z = A.gram(x)
+            new = float(torch.linalg.vector_norm(z))
+            if new == 0.0:
+                return 0.0
+            x = z / new
+            if abs(new - sigma2) <= tol * new:
+                sigma2 = new
+                break
+            sigma2 = new
+    return math.sqrt(sigma2)
+
+
+# --------------------------------------------------------------- basic ops
+class Identity(LinearOperator):
+    """The identity on tensors of trailing shape ``shape``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> Identity(3)(torch.ones(2, 3)).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self, shape: Any) -> None:
+        super().__init__(shape, shape)
+
+    def _forward(self, x):
+        return x
+
+    def _adjoint(self, y):
+        return y
+
+    def _config(self):
+        return {"shape": list(self.in_shape)}
+
+    def _svd(self):
+        from .factorization import Factorization
+
+        return Factorization(Identity(self.in_shape), torch.ones(self.in_shape, dtype=torch.float64),
+                             Identity(self.in_shape))
+
+    def _exact_norm(self):
+        return 1.0
+
+
+class Adjoint(LinearOperator):
+    """The adjoint ``A^H`` of an operator, as an operator (use ``A.H``)."""
+
+    def __init__(self, op: LinearOperator) -> None:
+        super().__init__(op.out_shape, op.in_shape)
+        self.op = op
+        self.is_real = op.is_real
+
+    def forward(self, x):
+        return self.op.adjoint(x)
+
+    def adjoint(self, y):
+        return self.op.forward(y)
+
+    @property
+    def H(self):
+        return self.op
+
+    def _config(self):
+        return {"op": self.op.to_config()}
+
+    @classmethod
+    def _from_config(cls, kw):
+        return cls(from_config(kw["op"]))
+
+    @property
+    def has_svd(self):
+        return self.op.has_svd
+
+    def _svd(self):
+        f = self.op.svd()
+        return type(f).adjoint_of(f)
+
+    def _exact_norm(self):
+        return self.op._exact_norm()
+
+    def extra_repr(self):
+        return ""
+
+
+class Composition(LinearOperator):
+    """``A @ B``: apply ``B`` then ``A``."""
+
+    def __init__(self, A: LinearOperator, B: LinearOperator) -> None:
+        if A.in_shape != B.out_shape:
+            raise ValueError(
+                f"A @ B: A expects inputs of shape {A.in_shape} but B produces {B.out_shape}"
+            )
+        super().__init__(B.in_shape, A.out_shape)
+        self.A, self.B = A, B
+        self.is_real = A.is_real and B.is_real
+
+    def forward(self, x):
+        return self.A.forward(self.B.forward(x))
+
+    def adjoint(self, y):
+        return self.B.adjoint(self.A.adjoint(y))
+
+    def _config(self):
+        return {"A": self.A.to_config(), "B": self.B.to_config()}
+
+    @classmethod
+    def _from_config(cls, kw):
+        return cls(from_config(kw["A"]), from_config(kw["B"]))
+
+    def _exact_norm(self):
+        if isinstance(self.A, Identity):
+            return self.B.norm()
+        if isinstance(self.B, Identity):
+            return self.A.norm()
+        return None
+
+    def extra_repr(self):
+        return ""
+
+
+class Sum(LinearOperator):
+    """``A + B`` for operators of equal shapes."""
+
+    def __init__(self, A: LinearOperator, B: LinearOperator) -> None:
+        if A.in_shape != B.in_shape or A.out_shape != B.out_shape:
+            raise ValueError(
+                "A + B: shapes differ: A maps "
+                f"{A.in_shape}->{A.out_shape}, B maps {B.in_shape}->{B.out_shape}"
+            )
+        super().__init__(A.in_shape, A.out_shape)
+        self.A, self.B = A, B
+        self.is_real = A.is_real and B.is_real
+
+    def forward(self, x):
+        return self.A.forward(x) + self.B.forward(x)
+
+    def adjoint(self, y):
+        return self.A.adjoint(y) + self.B.adjoint(y)
+
+    def _config(self):
+        return {"A": self.A.to_config(), "B": self.B.to_config()}
+
+    @classmethod
+    def _from_config(cls, kw):
+        return cls(from_config(kw["A"]), from_config(kw["B"]))
+
+    def extra_repr(self):
+        return ""
+
+
+class Scaled(LinearOperator):
+    """``c * A`` for a (real or complex) scalar ``c``."""
+
+    def __init__(self, op: LinearOperator, c: numbers.Number) -> None:
+        if not isinstance(c, numbers.Number) or isinstance(c, bool):
+            raise TypeError(f"c must be a number, got {type(c).__name__}")
+        if not np.isfinite(c):
+            raise ValueError(f"c must be finite, got {c}")
+        super().__init__(op.in_shape, op.out_shape)
+        self.op = op
+        self.c = complex(c) if isinstance(c, complex) else float(c)
+        self.is_real = op.is_real and not isinstance(self.c, complex)
+
+    def forward(self, x):
+        return self.c * self.op.forward(x)
+
+    def adjoint(self, y):
+        c = self.c.conjugate() if isinstance(self.c, complex) else self.c
+        return c * self.op.adjoint(y)
+
+    @property
+    def has_svd(self):
+        return self.op.has_svd
+
+    def _svd(self):
+        from .factorization import Factorization
+
+        f = self.op.svd()
+        mag = abs(self.c)
+        phase = self.c / mag if mag > 0 else 1.0
+        U = f.U if phase == 1.0 else Scaled(f.U, phase)
+        return Factorization(U, f.s * mag, f.V)
+
+    def _exact_norm(self):
+        inner = self.op._exact_norm()
+        return None if inner is None else abs(self.c) * inner
+
+    def norm(self, n_iter: int = 500, tol: float = 1e-7, seed: int = 0) -> float:
+        exact = self._exact_norm()
+        return exact if exact is not None else abs(self.c) * self.op.norm(n_iter, tol, seed)
+
+    def _config(self):
+        if isinstance(self.c, complex):
+            return {"op": self.op.to_config(), "c": [self.c.real, self.c.imag]}
+        return {"op": self.op.to_config(), "c": self.c}
+
+    @classmethod
+    def _from_config(cls, kw):
+        c = kw["c"]
+        return cls(from_config(kw["op"]), complex(*c) if isinstance(c, list) else c)
+
+    def extra_repr(self):
+        return f"c={self.c}"
