@@ -291,7 +291,7 @@ class LinearOperator(nn.Module):
         >>> from physinv.operators import Matrix
         >>> F = Matrix(torch.diag(torch.tensor([3.0, 2.0, 1.0]))).svd()
         >>> F.s
-        tensor([3., 2., 1.])
+        tensor([3., 2., 1.], dtype=torch.float64)
         """
         if k is None:
             return self._svd()

@@ -55,7 +55,7 @@ class Diagonal(LinearOperator):
     >>> import torch
     >>> D = Diagonal(torch.tensor([1.0, 2.0, 3.0]))
     >>> D(torch.ones(3))
-    tensor([1., 2., 3.], dtype=torch.float64)
+    tensor([1., 2., 3.])
     """
 
     def __init__(self, d: Any) -> None:
