@@ -64,7 +64,8 @@ class Diagonal(LinearOperator):
             d = d.to(torch.float64)
         if d.dim() == 0:
             raise ValueError("d must have at least one dimension, got a scalar")
-        if not bool(torch.isfinite(torch.view_as_real(d) if d.is_complex() else d).all()):
+        d = d.resolve_conj()
+        if not bool(torch.isfinite(d).all()):
             raise ValueError("d must be finite")
         super().__init__(tuple(d.shape), tuple(d.shape))
         self.register_buffer("d", d)

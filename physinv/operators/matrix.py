@@ -74,8 +74,10 @@ class Matrix(LinearOperator):
                              f"{m} rows")
         super().__init__(in_shape, out_shape)
         self.sparse = M.layout != torch.strided
+        if not self.sparse:
+            M = M.resolve_conj()
         vals = M.values() if self.sparse else M
-        if not bool(torch.isfinite(torch.view_as_real(vals) if vals.is_complex() else vals).all()):
+        if not bool(torch.isfinite(vals).all()):
             raise ValueError("M must contain only finite values")
         self.is_real = not M.is_complex()
         self.register_buffer("M", M)
