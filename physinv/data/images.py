@@ -12,6 +12,7 @@ import hashlib
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -479,7 +480,10 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         else:
             import skimage.io
 
-            arr = skimage.io.imread(path)
+            with warnings.catch_warnings():
+                # imageio tries its deprecated legacy plugins on unrecognised bytes; the error is what counts
+                warnings.simplefilter("ignore", DeprecationWarning)
+                arr = skimage.io.imread(path)
     except Exception as e:  # noqa: BLE001 - re-raised with the file name
         raise ValueError(f"load_image: cannot read {path!r}: {type(e).__name__}: {e}") from e
     return to_gray_float(arr, name=path)
