@@ -182,7 +182,7 @@ class Convolution(LinearOperator):
             self.pad_op = Pad(in_shape, pad, BOUNDARIES[boundary], out_shape=grid)
         self.grid = grid
         # Transfer function: the PSF on the grid, rolled so its centre sits at index 0.
-        big = torch.zeros(grid, dtype=k.dtype)
+        big = torch.zeros(grid, dtype=k.dtype, device=k.device)
         big[:kh, :kw] = k
         big = torch.roll(big, shifts=(-(kh // 2), -(kw // 2)), dims=(0, 1))
         self.register_buffer("tf", torch.fft.rfft2(big))
