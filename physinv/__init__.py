@@ -4,9 +4,9 @@ Exact linear operators (convolution, tomography, matrices) with adjoints and
 factorizations, classical solvers, and networks that keep the physics fixed.
 """
 
-from . import operators, psf, testing
+from . import operators, psf, solvers, testing
 from .operators import Convolution, LinearOperator, Matrix
 
 __version__ = "0.1.0"
 
-__all__ = ["operators", "psf", "testing", "Convolution", "LinearOperator", "Matrix", "__version__"]
+__all__ = ["operators", "psf", "solvers", "testing", "Convolution", "LinearOperator", "Matrix", "__version__"]

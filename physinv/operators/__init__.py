@@ -25,11 +25,14 @@ from .factorization import (
     wiener_filter,
 )
 from .fourier import FFT2, FourierFactorization, fourier_multiply
+from .gradient import Gradient
 from .matrix import Matrix
+from .wavelet import Wavelet2D
 
 __all__ = [
     "LinearOperator", "Identity", "Adjoint", "Composition", "Sum", "Scaled", "FactorizationError",
     "from_config", "power_iteration", "Convolution", "Pad", "BOUNDARIES", "Diagonal",
     "Factorization", "FourierFactorization", "pseudo_inverse_filter", "tikhonov_filter",
     "tsvd_filter", "wiener_filter", "truncated_svd", "FFT2", "fourier_multiply", "Matrix",
+    "Wavelet2D", "Gradient",
 ]

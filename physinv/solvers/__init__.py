@@ -1,0 +1,22 @@
+"""Classical reconstruction, written only against the :class:`~physinv.operators.LinearOperator` interface.
+
+Spectral filters through a factorization (:func:`tikhonov`, :func:`tsvd`,
+:func:`wiener`, :func:`spectral_filter`), automatic parameter choice
+(:func:`choose_lambda`: GCV, discrepancy principle, L-curve), and iterative
+methods (:func:`landweber`, :func:`cgls`, :func:`ista`, :func:`fista`,
+:func:`richardson_lucy`, :func:`tv`). Every solver returns a
+:class:`SolverResult`; every solver is batched over the leading dimensions
+of ``y`` (see :mod:`physinv.solvers.result` for the stopping rules).
+"""
+
+from .iterative import cgls, landweber, richardson_lucy
+from .parameter import choose_lambda
+from .result import SolverResult
+from .sparse import fista, ista, soft_threshold
+from .spectral import signal_power, spectral_filter, tikhonov, tsvd, wiener
+from .tv import tv, tv_norm
+
+__all__ = [
+    "SolverResult", "tikhonov", "tsvd", "wiener", "spectral_filter", "signal_power", "choose_lambda",
+    "landweber", "cgls", "richardson_lucy", "ista", "fista", "soft_threshold", "tv", "tv_norm",
+]

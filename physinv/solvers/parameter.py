@@ -1,0 +1,315 @@
+"""Choosing the Tikhonov parameter without an oracle: GCV, the discrepancy principle, the L-curve.
+
+With a factorization ``A = U diag(s) V^H`` and ``beta = U^H y`` every
+quantity is a cheap function of ``|beta_i|^2`` and ``s_i``: with
+``phi_i = s_i^2 / (s_i^2 + lam)``,
+
+- residual ``rho(lam) = ||A x_lam - y||^2 = sum (1 - phi_i)^2 |beta_i|^2 + ||y_perp||^2``,
+- solution norm ``eta(lam) = ||x_lam||^2 = sum (s_i / (s_i^2 + lam))^2 |beta_i|^2``,
+- GCV ``G(lam) = rho(lam) / (m - sum phi_i)^2`` (``m`` data entries).
+
+Without a factorization the same curves are traced with warm-started CGLS
+solves on a coarser grid, the trace in GCV estimated with seeded Rademacher
+probes (Hutchinson).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..operators.base import LinearOperator
+from ..operators.factorization import Factorization
+from .result import check_data, check_operator, check_param, per_problem, pnorm
+
+__all__ = ["choose_lambda", "METHODS"]
+
+METHODS = ("gcv", "discrepancy", "lcurve")
+
+
+def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise_sigma: Any = None,
+                  tau: float = 1.0, lam_range: tuple[float, float] | None = None, n_grid: int | None = None,
+                  factorization: Factorization | None = None, iterative: bool | None = None,
+                  n_probes: int = 4, n_iter: int = 100, seed: int = 0, return_curve: bool = False
+                  ) -> Any:
+    """Choose the Tikhonov parameter ``lam`` (of ``||Ax - y||^2 + lam ||x||^2``) from the data.
+
+    Parameters
+    ----------
+    A : LinearOperator
+        Forward operator.
+    y : torch.Tensor
+        Data; each leading index is a problem with its own ``lam``.
+    method : {"gcv", "discrepancy", "lcurve"}
+        Generalised cross-validation (minimise ``G(lam)``; needs no noise
+        level), the discrepancy principle (``||A x_lam - y|| = tau * sigma *
+        sqrt(m)``; needs ``noise_sigma``) or the L-curve corner (maximum
+        curvature of ``(log ||A x_lam - y||, log ||x_lam||)``).
+    noise_sigma : float or tensor, optional
+        Noise standard deviation per data entry (discrepancy principle).
+    tau : float
+        Safety factor of the discrepancy principle.
+    lam_range : (float, float), optional
+        Search interval; default ``[1e-12, 10] * ||A||^2`` with a
+        factorization, ``[1e-6, 1] * ||A||^2`` without.
+    n_grid : int, optional
+        Grid size (default 64 for GCV, 200 for the L-curve with a
+        factorization; 12 without one).
+    factorization : Factorization, optional
+        A precomputed ``A.svd()``.
+    iterative : bool, optional
+        Force the iterative evaluation (default: only when ``A`` has no
+        factorization).
+    n_probes, n_iter, seed
+        Iterative mode: Hutchinson probes for the GCV trace, CGLS iterations
+        per grid point, and the probe seed.
+    return_curve : bool
+        Also return a dict with the grid and the curves (for plots).
+
+    Returns
+    -------
+    float or torch.Tensor
+        A float when ``y`` holds a single problem (no leading dims), else a
+        float64 tensor with the batch shape ``y.shape[:-len(A.out_shape)]``.
+        With ``return_curve``, a tuple ``(lam, curve)``.
+
+    Notes
+    -----
+    With a factorization the minimiser (GCV) is refined by golden-section
+    search in ``log lam`` around the best grid point, and the discrepancy
+    equation is solved by bisection (``rho`` increases with ``lam``), to
+    relative precision ~1e-6. Iteratively the grid is coarse: GCV is refined
+    by a parabola through the best three points, the discrepancy crossing by
+    linear interpolation in ``log lam``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv import psf
+    >>> from physinv.operators import Convolution
+    >>> A = Convolution(psf.gaussian(1.5), (32, 32))
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.rand(32, 32, generator=g, dtype=torch.float64)
+    >>> y = A(x) + 0.01 * torch.randn(32, 32, generator=g, dtype=torch.float64)
+    >>> lam = choose_lambda(A, y, "gcv")
+    >>> 1e-6 < lam < 1.0
+    True
+    """
+    fn = "choose_lambda"
+    A = check_operator(A, fn)
+    batch = check_data(A, y, fn)
+    if method not in METHODS:
+        raise ValueError(f"{fn}: method must be one of {METHODS}, got {method!r}")
+    sigma = None
+    if method == "discrepancy":
+        if noise_sigma is None:
+            raise ValueError(f"{fn}: method='discrepancy' needs noise_sigma")
+        sigma = check_param(noise_sigma, "noise_sigma", fn, batch)
+    tau = float(check_param(tau, "tau", fn, (), positive=True))
+    if lam_range is not None:
+        lo, hi = (float(check_param(v, "lam_range", fn, (), positive=True)) for v in lam_range)
+        if not lo < hi:
+            raise ValueError(f"{fn}: lam_range must be increasing, got {lam_range}")
+        lam_range = (lo, hi)
+    if iterative is None:
+        iterative = factorization is None and not A.has_svd
+    if not iterative:
+        F = factorization if factorization is not None else A.svd()
+        lam, curve = _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid)
+    else:
+        lam, curve = _iterative(A, y, batch, method, sigma, tau, lam_range, n_grid or 12, n_probes,
+                                n_iter, seed)
+    out: Any = float(lam.reshape(())) if not batch else lam.reshape(batch)
+    return (out, curve) if return_curve else out
+
+
+# ------------------------------------------------------------- spectral
+def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
+    nout = len(A.out_shape)
+    m = math.prod(A.out_shape)
+    s = F.s.to(device=y.device, dtype=torch.float64).reshape(-1)
+    beta2 = (F.U.adjoint(y).abs() ** 2).to(torch.float64).reshape(-1, s.numel())
+    y2 = (pnorm(y, nout).to(torch.float64) ** 2).reshape(-1)
+    perp = (y2 - beta2.sum(-1)).clamp_min(0.0)
+    smax2 = float(s.max()) ** 2
+    if smax2 == 0:
+        raise ValueError("choose_lambda: the operator is zero")
+    lo, hi = lam_range if lam_range is not None else (1e-12 * smax2, 10.0 * smax2)
+    s2 = s * s
+
+    def curves(lam):  # lam: (B, G) -> rho, eta, trace each (B, G)
+        rho = torch.empty_like(lam)
+        eta = torch.empty_like(lam)
+        tr = torch.empty_like(lam)
+        for g in range(lam.shape[1]):  # loop over the grid keeps memory at O(B * r)
+            la = lam[:, g:g + 1]
+            den = s2 + la
+            phi = s2 / den
+            rho[:, g] = ((1 - phi) ** 2 * beta2).sum(-1) + perp
+            eta[:, g] = ((s / den) ** 2 * beta2).sum(-1)
+            tr[:, g] = phi.sum(-1)
+        return rho, eta, tr
+
+    def gcv(lam):
+        rho, _, tr = curves(lam)
+        return rho / (m - tr).clamp_min(1e-12 * m) ** 2
+
+    B = beta2.shape[0]
+    curve: dict[str, Any] = {}
+    if method == "gcv":
+        G = n_grid or 64
+        grid = torch.logspace(math.log10(lo), math.log10(hi), G, dtype=torch.float64, device=y.device)
+        vals = gcv(grid.expand(B, G).contiguous())
+        i = vals.argmin(-1)
+        a = torch.log(grid[(i - 1).clamp_min(0)])
+        b = torch.log(grid[(i + 1).clamp_max(G - 1)])
+        lam = _golden(lambda t: gcv(t.exp()[:, None])[:, 0], a, b)
+        curve = {"lam": grid.cpu(), "gcv": vals.cpu()}
+    elif method == "discrepancy":
+        target = (tau**2 * m) * per_problem(sigma, batch, y).to(torch.float64).reshape(-1) ** 2
+        target = target.expand(B)
+
+        def rho_of(t):
+            return curves(t.exp()[:, None])[0][:, 0]
+
+        a = torch.full((B,), math.log(lo), dtype=torch.float64, device=y.device)
+        b = torch.full((B,), math.log(hi), dtype=torch.float64, device=y.device)
+        ra, rb = rho_of(a), rho_of(b)
+        if bool((ra > target).any()):
+            warnings.warn("choose_lambda: the residual exceeds the discrepancy target even at the "
+                          "smallest lam (noise_sigma too small?); returning the lower end of lam_range",
+                          RuntimeWarning, stacklevel=3)
+        if bool((rb < target).any()):
+            warnings.warn("choose_lambda: the residual stays below the discrepancy target at the "
+                          "largest lam (noise_sigma too large?); returning the upper end of lam_range",
+                          RuntimeWarning, stacklevel=3)
+        for _ in range(60):
+            mid = 0.5 * (a + b)
+            below = rho_of(mid) < target
+            a = torch.where(below, mid, a)
+            b = torch.where(below, b, mid)
+        lam = (0.5 * (a + b)).exp()
+        lam = torch.where(ra > target, torch.full_like(lam, lo), lam)
+        lam = torch.where(rb < target, torch.full_like(lam, hi), lam)
+    else:  # lcurve
+        G = n_grid or 200
+        grid = torch.logspace(math.log10(lo), math.log10(hi), G, dtype=torch.float64, device=y.device)
+        rho, eta, _ = curves(grid.expand(B, G).contiguous())
+        kappa = _curvature(rho, eta, grid)
+        lam = grid[kappa.argmax(-1)]
+        curve = {"lam": grid.cpu(), "rho": rho.cpu(), "eta": eta.cpu(), "curvature": kappa.cpu()}
+    return lam, curve
+
+
+def _golden(f, a: torch.Tensor, b: torch.Tensor, n: int = 40) -> torch.Tensor:
+    """Vectorised golden-section minimisation of ``f`` on ``[a, b]`` in log lam; returns lam."""
+    r = (math.sqrt(5.0) - 1) / 2
+    c = b - r * (b - a)
+    d = a + r * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(n):
+        left = fc < fd
+        b = torch.where(left, d, b)
+        a = torch.where(left, a, c)
+        c_new = b - r * (b - a)
+        d_new = a + r * (b - a)
+        c, d = c_new, d_new
+        fc, fd = f(c), f(d)
+    return (0.5 * (a + b)).exp()
+
+
+def _curvature(rho: torch.Tensor, eta: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Signed curvature of ``(log rho, log eta)`` against ``t = log lam`` (corner = maximum)."""
+    tiny = torch.finfo(torch.float64).tiny
+    xr = torch.log(rho.clamp_min(tiny)).cpu().numpy()
+    ye = torch.log(eta.clamp_min(tiny)).cpu().numpy()
+    t = torch.log(grid).cpu().numpy()
+    x1 = np.gradient(xr, t, axis=-1)
+    y1 = np.gradient(ye, t, axis=-1)
+    x2 = np.gradient(x1, t, axis=-1)
+    y2 = np.gradient(y1, t, axis=-1)
+    k = (x1 * y2 - y1 * x2) / np.maximum((x1**2 + y1**2) ** 1.5, 1e-300)
+    k[..., 0] = k[..., -1] = -np.inf
+    return torch.from_numpy(k)
+
+
+# ------------------------------------------------------------ iterative
+def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, seed):
+    from .iterative import cgls
+
+    nout = len(A.out_shape)
+    m = math.prod(A.out_shape)
+    smax2 = A.norm() ** 2
+    lo, hi = lam_range if lam_range is not None else (1e-6 * smax2, smax2)
+    grid = torch.logspace(math.log10(hi), math.log10(lo), G, dtype=torch.float64)  # large -> small
+    yf = y.reshape((-1,) + A.out_shape)
+    B = yf.shape[0]
+    if method == "gcv":
+        if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
+            raise ValueError(f"choose_lambda: n_probes must be a positive integer, got {n_probes!r}")
+        g = torch.Generator().manual_seed(seed)
+        z = (torch.randint(0, 2, (n_probes,) + A.out_shape, generator=g) * 2 - 1).to(y.device, y.real.dtype
+                                                                                      if y.is_complex()
+                                                                                      else y.dtype)
+        rhs = torch.cat([yf, z.to(yf.dtype)])
+    else:
+        rhs = yf
+    rho = torch.empty(B, G, dtype=torch.float64)
+    eta = torch.empty(B, G, dtype=torch.float64)
+    tr = torch.empty(G, dtype=torch.float64)
+    x = None
+    for j, lam in enumerate(grid.tolist()):
+        res = cgls(A, rhs, n_iter=n_iter, tol=1e-5, damp=math.sqrt(lam), x0=x)
+        x = res.x
+        xb = x[:B]
+        rho[:, j] = (pnorm(A(xb) - yf, nout) ** 2).to(torch.float64).cpu()
+        eta[:, j] = (pnorm(xb, len(A.in_shape)) ** 2).to(torch.float64).cpu()
+        if method == "gcv":
+            Ax = A(x[B:])
+            dims = tuple(range(1, 1 + nout))
+            prod = (Ax.conj() * z).real if Ax.is_complex() else Ax * z
+            tr[j] = float(prod.sum(dim=dims).mean())
+    grid_c = grid.flip(0)
+    rho, eta, tr = rho.flip(1), eta.flip(1), tr.flip(0)
+    logl = torch.log(grid_c)
+    if method == "gcv":
+        vals = rho / (m - tr).clamp_min(1e-12 * m) ** 2
+        i = vals.argmin(-1)
+        lam = torch.empty(B, dtype=torch.float64)
+        lv = torch.log(vals)
+        for b in range(B):
+            k = int(i[b].clamp(1, G - 2))
+            t0, t1, t2 = logl[k - 1:k + 2].tolist()
+            f0, f1, f2 = lv[b, k - 1:k + 2].tolist()
+            den = (t0 - t1) * (t0 - t2) * (t1 - t2)
+            A2 = (t2 * (f1 - f0) + t1 * (f0 - f2) + t0 * (f2 - f1)) / den
+            B2 = (t2**2 * (f0 - f1) + t1**2 * (f2 - f0) + t0**2 * (f1 - f2)) / den
+            t = -B2 / (2 * A2) if A2 > 0 else logl[int(i[b])].item()
+            lam[b] = math.exp(min(max(t, t0), t2))
+        curve = {"lam": grid_c, "gcv": vals, "trace": tr}
+    elif method == "discrepancy":
+        target = ((tau**2 * m) * per_problem(sigma, batch, y).to(torch.float64).reshape(-1).cpu() ** 2
+                  ).expand(B)
+        lam = torch.empty(B, dtype=torch.float64)
+        for b in range(B):
+            above = (rho[b] >= target[b]).nonzero()
+            if above.numel() == 0:
+                lam[b] = grid_c[-1]
+                continue
+            k = int(above[0])
+            if k == 0:
+                lam[b] = grid_c[0]
+                continue
+            r0, r1 = math.log(rho[b, k - 1]), math.log(rho[b, k])
+            w = (math.log(target[b]) - r0) / (r1 - r0) if r1 > r0 else 0.0
+            lam[b] = math.exp(float(logl[k - 1]) + w * float(logl[k] - logl[k - 1]))
+        curve = {"lam": grid_c, "rho": rho}
+    else:
+        kappa = _curvature(rho, eta, grid_c)
+        lam = grid_c[kappa.argmax(-1)]
+        curve = {"lam": grid_c, "rho": rho, "eta": eta, "curvature": kappa}
+    return lam.to(y.device), curve

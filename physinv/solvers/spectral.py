@@ -1,0 +1,322 @@
+"""Spectral-filter solvers through a factorization ``A = U diag(s) V^H``: Tikhonov, TSVD, Wiener."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ..operators.base import FactorizationError, LinearOperator
+from ..operators.factorization import Factorization
+from ..operators.fourier import FourierFactorization
+from .iterative import cgls
+from .result import (
+    SolverResult,
+    check_data,
+    check_operator,
+    check_param,
+    expand,
+    pnorm,
+)
+
+__all__ = ["tikhonov", "tsvd", "wiener", "spectral_filter"]
+
+
+def _factorization(A: LinearOperator, factorization: Factorization | None, fn: str) -> Factorization:
+    if factorization is not None:
+        if not isinstance(factorization, Factorization):
+            raise TypeError(f"{fn}: factorization must be a Factorization, got "
+                            f"{type(factorization).__name__}")
+        if factorization.in_shape != A.in_shape or factorization.out_shape != A.out_shape:
+            raise ValueError(f"{fn}: factorization maps {factorization.in_shape}->{factorization.out_shape} "
+                             f"but A maps {A.in_shape}->{A.out_shape}")
+        return factorization
+    return A.svd()
+
+
+def _closed_form(A: LinearOperator, y: torch.Tensor, x: torch.Tensor, residual: bool, **info: Any
+                 ) -> SolverResult:
+    history: dict[str, list[float]] = {}
+    if residual:
+        nout = len(A.out_shape)
+        yn = pnorm(y, nout)
+        yn = torch.where(yn > 0, yn, torch.ones_like(yn))
+        history["residual"] = [float((pnorm(A(x) - y, nout) / yn).mean())]
+    return SolverResult(x=x, n_iter=0, converged=True, history=history, info=info)
+
+
+def spectral_filter(A: LinearOperator, y: torch.Tensor,
+                    f: Callable[[torch.Tensor], torch.Tensor] | torch.Tensor,
+                    factorization: Factorization | None = None, residual: bool = True) -> SolverResult:
+    """Any spectral filter ``x = V diag(f(s)) U^H y`` through the exact factorization of ``A``.
+
+    Parameters
+    ----------
+    A : LinearOperator
+        An operator with an exact factorization (``A.has_svd``).
+    y : torch.Tensor
+        Data.
+    f : callable or torch.Tensor
+        Filter as a function of the singular values or its values (shaped
+        like ``s``, optionally with leading batch dims).
+    factorization : Factorization, optional
+        A precomputed ``A.svd()`` (saves recomputing it for many solves).
+    residual : bool
+        Record ``history["residual"]`` (costs one application of ``A``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> A = Matrix(torch.diag(torch.tensor([2.0, 4.0], dtype=torch.float64)))
+    >>> spectral_filter(A, torch.tensor([2.0, 4.0], dtype=torch.float64), lambda s: 1 / s).x
+    tensor([1., 1.], dtype=torch.float64)
+    """
+    fn = "spectral_filter"
+    A = check_operator(A, fn)
+    check_data(A, y, fn)
+    F = _factorization(A, factorization, fn)
+    return _closed_form(A, y, F.apply_filter(y, f), residual)
+
+
+def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str, *,
+             noise_sigma: Any = None, method: str = "auto", n_iter: int = 500, tol: float = 1e-6,
+             x0: torch.Tensor | None = None, factorization: Factorization | None = None,
+             residual: bool = True, callback: Callable | None = None, progress: bool = False,
+             **choose_kwargs: Any) -> SolverResult:
+    """Tikhonov regularisation: ``x = argmin ||A x - y||^2 + lam ||x||^2``.
+
+    Closed form ``x = V diag(s / (s^2 + lam)) U^H y`` through ``A.svd()``
+    when ``A`` has an exact factorization (two FFTs for a circular
+    convolution), else conjugate gradients on
+    ``(A^H A + lam I) x = A^H y`` (:func:`cgls` with ``damp = sqrt(lam)``).
+
+    Parameters
+    ----------
+    A : LinearOperator
+        Forward operator.
+    y : torch.Tensor
+        Data; leading dims are independent problems.
+    lam : float, tensor or {"gcv", "discrepancy", "lcurve"}
+        Regularisation parameter (a tensor broadcasting to the batch gives one
+        per problem), or the rule that chooses it per problem with
+        :func:`~physinv.solvers.choose_lambda`.
+    noise_sigma : float or tensor, optional
+        Noise level, needed by ``lam="discrepancy"``.
+    method : {"auto", "spectral", "cg"}
+        Force the closed form or the iterative path.
+    n_iter, tol, x0, callback, progress
+        For the CG path: maximum iterations, relative normal-equation
+        residual tolerance, warm start, per-iteration callback, progress bar.
+    factorization : Factorization, optional
+        A precomputed ``A.svd()``.
+    residual : bool
+        Record ``history["residual"]`` for the closed form (one extra ``A``).
+    **choose_kwargs
+        Passed on to :func:`~physinv.solvers.choose_lambda` (e.g. ``tau``).
+
+    Returns
+    -------
+    SolverResult
+        ``info["lam"]`` holds the parameter used.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> A = Matrix(torch.tensor([[1.0, 0.0], [0.0, 0.1]], dtype=torch.float64))
+    >>> tikhonov(A, torch.tensor([1.0, 0.1], dtype=torch.float64), lam=0.01).x
+    tensor([0.9901, 0.5000], dtype=torch.float64)
+    """
+    fn = "tikhonov"
+    A = check_operator(A, fn)
+    batch = check_data(A, y, fn)
+    if method not in ("auto", "spectral", "cg"):
+        raise ValueError(f"{fn}: method must be 'auto', 'spectral' or 'cg', got {method!r}")
+    spectral = method == "spectral" or (method == "auto" and (factorization is not None or A.has_svd))
+    if spectral and factorization is None and not A.has_svd:
+        raise FactorizationError(f"{fn}: method='spectral' needs an exact factorization, and "
+                                 f"{type(A).__name__} has none")
+    F = _factorization(A, factorization, fn) if spectral else None
+    info: dict[str, Any] = {}
+    if isinstance(lam, str):
+        from .parameter import choose_lambda
+
+        lam_rule = lam
+        lam = choose_lambda(A, y, method=lam, noise_sigma=noise_sigma, factorization=F, **choose_kwargs)
+        info["lam_rule"] = lam_rule
+    else:
+        lam = check_param(lam, "lam", fn, batch)
+    info["lam"] = lam
+    if spectral:
+        lam_t = lam.to(device=y.device) if isinstance(lam, torch.Tensor) else lam
+        res = _closed_form(A, y, F.tikhonov(y, lam_t), residual, **info)
+        return res
+    damp = lam.sqrt() if isinstance(lam, torch.Tensor) else math.sqrt(lam)
+    res = cgls(A, y, n_iter=n_iter, tol=tol, damp=damp, x0=x0, callback=callback, progress=progress)
+    res.info.update(info)
+    res.info["method"] = "cg"
+    return res
+
+
+def tsvd(A: LinearOperator, y: torch.Tensor, k: int | None = None, rcond: float | None = None,
+         factorization: Factorization | None = None, residual: bool = True) -> SolverResult:
+    """Truncated SVD: ``x = sum_{i<k} (u_i^H y / s_i) v_i`` over the ``k`` largest singular values.
+
+    With ``rcond`` instead of ``k`` the cut-off is relative:
+    ``s_i > rcond * max(s)`` (neither: ``rcond = 1e-6``, i.e. a
+    pseudo-inverse). Uses the exact factorization when ``A`` has one; an
+    operator without one is factorized numerically to rank ``k`` with
+    ``A.svd(k=k)`` (``k`` is then required).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> A = Matrix(torch.diag(torch.tensor([3.0, 2.0, 1e-3], dtype=torch.float64)))
+    >>> tsvd(A, torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64), k=2).x
+    tensor([1., 1., 0.], dtype=torch.float64)
+    """
+    fn = "tsvd"
+    A = check_operator(A, fn)
+    check_data(A, y, fn)
+    if k is not None and rcond is not None:
+        raise ValueError(f"{fn}: give k or rcond, not both")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+        raise ValueError(f"{fn}: k must be a non-negative integer, got {k!r}")
+    if rcond is not None:
+        rcond = float(check_param(rcond, "rcond", fn, ()))
+    if factorization is None and not A.has_svd:
+        if k is None:
+            raise FactorizationError(f"{fn}: {type(A).__name__} has no exact factorization; pass k to "
+                                     "use a numerical rank-k SVD")
+        factorization = A.svd(k=k)
+    F = _factorization(A, factorization, fn)
+    if k is not None:
+        x = F.tsvd(y, k)
+        info = {"k": k}
+    else:
+        rc = 1e-6 if rcond is None else rcond
+        x = F.pinv(y, rc)
+        info = {"rcond": rc, "k": int((F.s > rc * F.s.max()).sum())}
+    return _closed_form(A, y, x, residual, **info)
+
+
+def _frequency_radius(shape: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """|frequency| in cycles per image for every DFT index of an ``(H, W)`` grid."""
+    H, W = shape
+    fy = torch.fft.fftfreq(H, d=1.0 / H, device=device, dtype=dtype)
+    fx = torch.fft.fftfreq(W, d=1.0 / W, device=device, dtype=dtype)
+    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+
+
+def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.Tensor,
+                 signal_psd: str | torch.Tensor = "flat", psd_exponent: float = 2.0) -> torch.Tensor:
+    """Estimate the signal power ``P`` per spectral index from the data, for :func:`wiener`.
+
+    With ``beta = U^H y`` the data model gives ``E|beta_i|^2 = s_i^2 P_i + sigma^2``.
+    ``"flat"``: ``P_i = P`` constant, by moments:
+    ``P = (sum |beta_i|^2 - n sigma^2) / sum s_i^2``. ``"power-law"``
+    (2-D Fourier factorizations only): ``P_i = c / max(|f_i|, 1)^psd_exponent``
+    with ``|f_i|`` the frequency in cycles per image and ``c`` fitted by
+    least squares on ``|beta_i|^2 - sigma^2``. Returns shape ``batch + s.shape``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> F = Matrix(torch.eye(3, dtype=torch.float64)).svd()
+    >>> signal_power(F, torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64), 0.0)
+    tensor([1., 1., 1.], dtype=torch.float64)
+    """
+    nout = len(F.out_shape)
+    ns = F.s.dim()
+    real = y.real.dtype if y.is_complex() else y.dtype
+    s = F.s.to(device=y.device, dtype=real)
+    beta2 = F.U.adjoint(y).abs() ** 2
+    batch = tuple(y.shape[: y.dim() - nout])
+    sig2 = torch.as_tensor(noise_sigma, dtype=real, device=y.device) ** 2
+    sig2 = expand(torch.broadcast_to(sig2, batch), ns)
+    dims = tuple(range(-ns, 0))
+    floor = torch.finfo(real).eps
+    if isinstance(signal_psd, torch.Tensor):
+        P = signal_psd.to(device=y.device, dtype=real)
+        if tuple(P.shape[P.dim() - ns:]) != tuple(s.shape):
+            raise ValueError(f"wiener: signal_psd must have trailing shape {tuple(s.shape)}, got "
+                             f"{tuple(P.shape)}")
+        if not bool(torch.isfinite(P).all()) or bool((P < 0).any()):
+            raise ValueError("wiener: signal_psd must be finite and >= 0")
+        return P
+    if signal_psd == "flat":
+        n = s.numel()
+        P = (beta2.sum(dim=dims, keepdim=True) - n * sig2) / (s**2).sum().clamp_min(floor)
+        return torch.broadcast_to(P.clamp_min(floor * (beta2.sum(dim=dims, keepdim=True) / n + floor)),
+                                  batch + tuple(s.shape)).clone()
+    if signal_psd == "power-law":
+        if not isinstance(F, FourierFactorization) or s.dim() != 2:
+            raise ValueError("wiener: signal_psd='power-law' needs a 2-D Fourier factorization (a circular "
+                             "Convolution); pass a tensor of signal powers for other operators")
+        rad = _frequency_radius(tuple(s.shape), y.device, real)
+        w = rad.clamp_min(1.0) ** (-float(psd_exponent))
+        a = s**2 * w  # E|beta|^2 - sigma^2 = c * a
+        c = ((beta2 - sig2) * a).sum(dim=dims, keepdim=True) / (a**2).sum().clamp_min(floor)
+        c = c.clamp_min(floor)
+        return c * w
+    raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got {signal_psd!r}")
+
+
+def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor,
+           signal_psd: str | torch.Tensor = "flat", psd_exponent: float = 2.0,
+           factorization: Factorization | None = None, residual: bool = True) -> SolverResult:
+    """Wiener (linear MMSE) filter ``x = V diag(s P / (s^2 P + sigma^2)) U^H y``.
+
+    ``P`` is the signal power per spectral index (unitary normalisation, the
+    same as ``s``): given as a tensor, or estimated from the data with a
+    ``"flat"`` (white) or ``"power-law"`` (``P ~ |f|^-psd_exponent``, natural
+    images have an exponent near 2) model, see :func:`signal_power`.
+
+    Parameters
+    ----------
+    A : LinearOperator
+        Operator with an exact factorization.
+    y : torch.Tensor
+        Data.
+    noise_sigma : float or tensor
+        Standard deviation of the (white) noise per data entry; a tensor
+        broadcasting to the batch gives one per problem.
+    signal_psd : {"flat", "power-law"} or tensor
+        Signal model.
+    psd_exponent : float
+        Exponent of the power-law model.
+    factorization : Factorization, optional
+        A precomputed ``A.svd()``.
+    residual : bool
+        Record ``history["residual"]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv import psf
+    >>> from physinv.operators import Convolution
+    >>> A = Convolution(psf.gaussian(1.0), (32, 32))
+    >>> x = torch.rand(32, 32, dtype=torch.float64)
+    >>> r = wiener(A, A(x) + 0.01 * torch.randn(32, 32, dtype=torch.float64), 0.01, "power-law")
+    >>> r.x.shape
+    torch.Size([32, 32])
+    """
+    fn = "wiener"
+    A = check_operator(A, fn)
+    batch = check_data(A, y, fn)
+    sigma = check_param(noise_sigma, "noise_sigma", fn, batch)
+    F = _factorization(A, factorization, fn)
+    P = signal_power(F, y, sigma, signal_psd, psd_exponent)
+    real = y.real.dtype if y.is_complex() else y.dtype
+    s = F.s.to(device=y.device, dtype=real)
+    sig2 = torch.as_tensor(sigma, dtype=real, device=y.device) ** 2
+    sig2 = expand(torch.broadcast_to(sig2, batch), s.dim())
+    den = s**2 * P + sig2
+    fs = torch.where(den > 0, s * P / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
+    return _closed_form(A, y, F.apply_filter(y, fs), residual, noise_sigma=sigma,
+                        signal_psd=signal_psd if isinstance(signal_psd, str) else "given")
