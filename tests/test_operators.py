@@ -23,7 +23,7 @@ from physinv.operators import (
     Pad,
     from_config,
 )
-from physinv.testing import dot_test
+from physinv.testing import check_operator, dot_test
 
 FAST = settings(max_examples=25, deadline=None)
 TOL = {torch.float64: 1e-6, torch.float32: 1e-4}
@@ -411,3 +411,30 @@ def test_subclass_minimal_operator():
     with pytest.raises(FactorizationError, match="no exact factorization"):
         S.svd()
     assert not S.has_svd
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Convolution(psf.gaussian(1.0), (9, 10)),
+    lambda: Convolution(psf.motion(4, 20), (9, 10), "reflect"),
+    lambda: Matrix(np.arange(12.0).reshape(3, 4)),
+    lambda: FFT2((4, 5)),
+    lambda: Diagonal(torch.tensor([1.0, -2.0, 3.0])),
+])
+def test_check_operator_passes_exact_operators(make):
+    errors = check_operator(make())
+    assert errors["dot64"] < 1e-12
+
+
+def test_check_operator_catches_a_wrong_adjoint():
+    class Wrong(LinearOperator):
+        def __init__(self):
+            super().__init__(5, 5)
+
+        def _forward(self, x):
+            return torch.cumsum(x, -1)
+
+        def _adjoint(self, y):
+            return torch.cumsum(y, -1)  # should be a reversed cumsum
+
+    with pytest.raises(AssertionError, match="dot test"):
+        check_operator(Wrong())

@@ -505,7 +505,18 @@ class Identity(LinearOperator):
 
 
 class Adjoint(LinearOperator):
-    """The adjoint ``A^H`` of an operator, as an operator (use ``A.H``)."""
+    """The adjoint ``A^H`` of an operator, as an operator (use ``A.H``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> A = Matrix(torch.tensor([[1.0, 2.0, 3.0]]))
+    >>> A.H(torch.tensor([2.0]))
+    tensor([2., 4., 6.])
+    >>> A.H.H is A
+    True
+    """
 
     def __init__(self, op: LinearOperator) -> None:
         super().__init__(op.out_shape, op.in_shape)
@@ -545,7 +556,16 @@ class Adjoint(LinearOperator):
 
 
 class Composition(LinearOperator):
-    """``A @ B``: apply ``B`` then ``A``."""
+    """``A @ B``: apply ``B`` then ``A`` (adjoint ``B^H A^H``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Diagonal
+    >>> C = Diagonal(torch.tensor([2.0, 3.0])) @ Diagonal(torch.tensor([5.0, 7.0]))
+    >>> C(torch.ones(2))
+    tensor([10., 21.])
+    """
 
     def __init__(self, A: LinearOperator, B: LinearOperator) -> None:
         if A.in_shape != B.out_shape:
@@ -581,7 +601,15 @@ class Composition(LinearOperator):
 
 
 class Sum(LinearOperator):
-    """``A + B`` for operators of equal shapes."""
+    """``A + B`` for operators of equal shapes (``A - B`` is ``A + (-1) * B``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Diagonal, Identity
+    >>> (Diagonal(torch.tensor([2.0, 3.0])) - Identity(2))(torch.ones(2))
+    tensor([1., 2.])
+    """
 
     def __init__(self, A: LinearOperator, B: LinearOperator) -> None:
         if A.in_shape != B.in_shape or A.out_shape != B.out_shape:
@@ -611,7 +639,16 @@ class Sum(LinearOperator):
 
 
 class Scaled(LinearOperator):
-    """``c * A`` for a (real or complex) scalar ``c``."""
+    """``c * A`` for a (real or complex) scalar ``c``; its norm is ``|c| ||A||``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Identity
+    >>> B = 3 * Identity(2)
+    >>> B(torch.ones(2)), B.norm()
+    (tensor([3., 3.]), 3.0)
+    """
 
     def __init__(self, op: LinearOperator, c: numbers.Number) -> None:
         if not isinstance(c, numbers.Number) or isinstance(c, bool):

@@ -99,7 +99,19 @@ class FourierFactorization(Factorization):
 
     With ``h = |h| e^{i phi}``: ``U = F^H diag(e^{i phi})``, ``s = |h|`` and
     ``V = F^H`` (``F`` the unitary DFT). Filters are applied with two real FFTs
-    on the half spectrum, never with a dense matrix.
+    on the half spectrum, never with a dense matrix. Obtain it from
+    ``Convolution(...).svd()``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv import psf
+    >>> from physinv.operators import Convolution
+    >>> A = Convolution(psf.gaussian(1.0), (16, 16))
+    >>> F = A.svd()
+    >>> x = torch.rand(16, 16, dtype=torch.float64)
+    >>> torch.allclose(F.pinv(A(x), rcond=1e-9), x)
+    True
     """
 
     def __init__(self, H_full: torch.Tensor, H_half: torch.Tensor, shape: tuple[int, int]) -> None:
