@@ -1,0 +1,23 @@
+"""Physics-constrained networks: keep what the physics knows fixed, learn only what is unknown.
+
+- :class:`SpectralFilterNet`: fixed ``U^H``, ``V`` of ``A = U diag(s) V^H`` and a
+  learned diagonal (or a learned function of ``s`` and the noise level).
+- :class:`UnrolledLandweber`, :class:`UnrolledISTA`: classical iterations with
+  learned per-layer steps/thresholds, equal to the solvers at initialization.
+- :class:`HybridNet`: a physics block followed by a residual CNN refiner.
+- :mod:`physinv.nets.cnn`: ``UNet``, ``DnCNN``, ``MLP`` and the
+  :class:`DataDriven` wrapper for purely data-driven baselines.
+- :func:`spectral_filter`: the memory-lean autograd Fourier filter layer.
+"""
+
+from . import cnn
+from ._fft import spectral_filter
+from .cnn import MLP, DataDriven, DnCNN, UNet
+from .hybrid import HybridNet
+from .spectral import ParametricFilter, SpectralFilterNet
+from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber, soft_threshold
+
+__all__ = [
+    "SpectralFilterNet", "ParametricFilter", "UnrolledLandweber", "UnrolledISTA", "LearnedTransform",
+    "soft_threshold", "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "spectral_filter",
+]

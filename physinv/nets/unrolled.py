@@ -1,0 +1,339 @@
+"""Unrolled Landweber and ISTA: classical iterations with learned per-layer parameters.
+
+At initialization each network computes exactly the classical algorithm it
+unrolls (``physinv.solvers.landweber`` / ``physinv.solvers.ista`` with the same
+steps and thresholds), to floating-point accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..operators import Convolution, LinearOperator
+from ._common import PhysicsModule, check_image, check_operator, real_dtype
+from ._fft import hermitian_symmetrize, plain_spectral_filter, spectral_filter
+
+__all__ = ["UnrolledLandweber", "UnrolledISTA", "soft_threshold", "LearnedTransform"]
+
+
+def soft_threshold(z: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
+    """``sign(z) max(|z| - theta, 0)``, differentiable in ``z`` and ``theta``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> soft_threshold(torch.tensor([-2.0, 0.5, 3.0]), 1.0)
+    tensor([-1.,  0.,  2.])
+    """
+    theta = torch.as_tensor(theta, dtype=z.dtype, device=z.device)
+    return z - torch.maximum(torch.minimum(z, theta), -theta)
+
+
+def _steps(step: Any, n_layers: int, A: LinearOperator, name: str = "step") -> torch.Tensor:
+    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers < 1:
+        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
+    if step is None:
+        norm = A.norm()
+        if norm == 0:
+            raise ValueError("A has zero norm; give step explicitly")
+        return torch.full((n_layers,), 1.0 / norm**2, dtype=torch.float64)
+    if isinstance(step, (Sequence, torch.Tensor)) and not isinstance(step, str):
+        t = torch.as_tensor(step, dtype=torch.float64).reshape(-1)
+        if t.numel() != n_layers:
+            raise ValueError(f"{name} must be a float or a sequence of n_layers={n_layers} values, "
+                             f"got {t.numel()} values")
+    else:
+        t = torch.full((n_layers,), float(step), dtype=torch.float64)
+    if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+        raise ValueError(f"{name} must be finite and > 0, got {t.tolist()}")
+    return t
+
+
+def _circular_conv(A: LinearOperator) -> bool:
+    return isinstance(A, Convolution) and A.boundary == "circular"
+
+
+class _Unrolled(PhysicsModule):
+    def __init__(self, A: LinearOperator, fft_path: str) -> None:
+        super().__init__()
+        check_operator(A)
+        if fft_path not in ("custom", "autograd", "fused"):
+            raise ValueError(f"fft_path must be 'custom', 'autograd' or 'fused', got {fft_path!r}")
+        if fft_path in ("autograd", "fused") and not _circular_conv(A):
+            raise ValueError(f"fft_path={fft_path!r} needs a circular Convolution, got "
+                             f"{type(A).__name__}; use fft_path='custom'")
+        self._hold("A", A)
+        self.fft_path = fft_path
+        if _circular_conv(A):
+            self.register_buffer("tf", torch.view_as_real(A.transfer_function().to(torch.complex128)
+                                                          .resolve_conj()).clone())
+            self.shape = tuple(A.grid)
+        else:
+            self.tf = None
+            self.shape = None
+
+    @property
+    def A(self) -> LinearOperator:
+        """The fixed forward operator."""
+        return self._held["A"]
+
+    def _check_input(self, y: torch.Tensor, x0: torch.Tensor | None) -> None:
+        check_image(y, self.A.out_shape, "y", type(self).__name__)
+        self._check_device(y)
+        dev = next(iter(self.A.buffers()), None)
+        if dev is not None and dev.device != y.device:
+            raise ValueError(f"{type(self).__name__}: y is on {y.device} but A is on {dev.device}")
+        if x0 is not None:
+            check_image(x0, self.A.in_shape, "x0", type(self).__name__)
+
+    def _fwd(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fft_path == "autograd":
+            return torch.fft.irfft2(torch.fft.rfft2(x) * self._const("tf", x, complex_=True), s=self.shape)
+        return self.A(x)
+
+    def _adj(self, r: torch.Tensor) -> torch.Tensor:
+        if self.fft_path == "autograd":
+            return torch.fft.irfft2(torch.fft.rfft2(r) * self._const("tf", r, complex_=True).conj(),
+                                    s=self.shape)
+        return self.A.adjoint(r)
+
+
+class UnrolledLandweber(_Unrolled):
+    """``n_layers`` Landweber steps ``x_{k+1} = x_k + t_k P A^H (y - A x_k)`` with learned ``t_k``.
+
+    Parameters
+    ----------
+    A : LinearOperator
+        Any operator (only ``A`` and ``A^H`` are used).
+    n_layers : int
+        Number of unrolled iterations.
+    step : float or sequence of float, optional
+        Initial steps (one for all layers or one per layer); default
+        ``1 / ||A||^2``. At initialization the network equals
+        ``solvers.landweber(A, y, n_layers, step=step)``.
+    precondition : bool
+        Learn a Fourier-domain preconditioner ``P`` (one real value per rfft
+        half-spectrum index, shared by the layers, initialised to 1). Needs a
+        circular :class:`~physinv.operators.Convolution`.
+    dtype : torch.dtype
+        Dtype of the parameters.
+    fft_path : {"custom", "autograd", "fused"}
+        ``"custom"``: layer by layer through the operator's memory-lean FFT
+        autograd functions. ``"autograd"``: layer by layer with plain autograd
+        through ``torch.fft`` (the reference). ``"fused"``: for a circular
+        convolution every layer is diagonal in Fourier space, so the whole net
+        is one spectral filter ``x = F^-1[phi_K(|h|^2) conj(h) F y]`` with
+        ``phi_{k+1} = (1 - t_k p |h|^2) phi_k + t_k p``; computed with two
+        FFTs, differentiable in ``t`` and ``p`` (same function, rounding aside).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv import psf
+    >>> from physinv.operators import Convolution
+    >>> A = Convolution(psf.gaussian(1.0, 7), (16, 16))
+    >>> net = UnrolledLandweber(A, 5, dtype=torch.float64)
+    >>> y = A(torch.rand(2, 16, 16, dtype=torch.float64))
+    >>> x = torch.zeros_like(y)
+    >>> for _ in range(5):
+    ...     x = x + A.adjoint(y - A(x)) / A.norm() ** 2
+    >>> torch.allclose(net(y), x)
+    True
+    """
+
+    def __init__(self, A: LinearOperator, n_layers: int, step: Any = None, precondition: bool = False,
+                 dtype: torch.dtype = torch.float32, fft_path: str = "custom") -> None:
+        super().__init__(A, fft_path)
+        self.n_layers = n_layers
+        self.steps = nn.Parameter(_steps(step, n_layers, A).to(dtype))
+        if precondition:
+            if not _circular_conv(A):
+                raise ValueError("precondition=True needs a circular Convolution (a Fourier-diagonal "
+                                 f"A^H A), got {type(A).__name__}")
+            H, W = self.shape
+            self.precond = nn.Parameter(torch.ones(H, W // 2 + 1, dtype=dtype))
+        else:
+            self.precond = None
+
+    def forward(self, y: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the ``n_layers`` iterations from ``x0`` (default zero)."""
+        self._check_input(y, x0)
+        rd = real_dtype(y)
+        steps = self.steps.to(rd)
+        if self.fft_path == "fused":
+            return self._fused(y, x0, steps)
+        x = torch.zeros(y.shape[:-len(self.A.out_shape)] + self.A.in_shape, dtype=y.dtype,
+                        device=y.device) if x0 is None else x0
+        p = None if self.precond is None else self.precond.to(rd)
+        for k in range(self.n_layers):
+            r = y - self._fwd(x)
+            if p is None:
+                z = self._adj(r)
+            else:
+                c = self._const("tf", r, complex_=True).conj()
+                fn = plain_spectral_filter if self.fft_path == "autograd" else spectral_filter
+                z = fn(r, p, c, self.shape)
+            x = x + steps[k] * z
+        return x
+
+    def filter_factors(self, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(phi, psi)`` on the half spectrum: ``x_K = F^-1[phi conj(h) F y + psi F x0]`` (circular A)."""
+        if self.tf is None:
+            raise ValueError("filter_factors needs a circular Convolution")
+        like = torch.empty(0, dtype=dtype, device=self.tf.device)
+        tf = self._const("tf", like, complex_=True)
+        a = (tf.real**2 + tf.imag**2)
+        steps = self.steps.to(dtype)
+        p = None if self.precond is None else hermitian_symmetrize(self.precond.to(dtype), self.shape[1])
+        phi = torch.zeros_like(a)
+        psi = torch.ones_like(a)
+        for k in range(self.n_layers):
+            tp = steps[k] if p is None else steps[k] * p
+            damp = 1 - tp * a
+            phi = damp * phi + tp
+            psi = damp * psi
+        return phi, psi
+
+    def _fused(self, y, x0, steps):
+        rd = real_dtype(y)
+        phi, psi = self.filter_factors(rd)
+        c = self._const("tf", y, complex_=True).conj()
+        x = spectral_filter(y, phi, c, self.shape)
+        if x0 is not None:
+            x = x + spectral_filter(x0, psi, None, self.shape)
+        return x
+
+    def extra_repr(self) -> str:
+        return (f"n_layers={self.n_layers}, precondition={self.precond is not None}, "
+                f"fft_path={self.fft_path!r}")
+
+
+class LearnedTransform(nn.Module):
+    """An ISTA-Net style learned sparsifying transform pair ``(F, F~)`` for one layer.
+
+    ``F``: conv3x3(1->C) - ReLU - conv3x3(C->C); ``F~`` mirrors it back to one
+    channel; no biases, so ``F(0) = F~(0) = 0``. Works on ``(..., H, W)`` images.
+
+    Examples
+    --------
+    >>> import torch
+    >>> T = LearnedTransform(4)
+    >>> T.synthesis(T.analysis(torch.rand(2, 8, 8))).shape
+    torch.Size([2, 8, 8])
+    """
+
+    def __init__(self, channels: int = 16) -> None:
+        super().__init__()
+        self.fwd = nn.Sequential(nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.ReLU(),
+                                 nn.Conv2d(channels, channels, 3, padding=1, bias=False))
+        self.bwd = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.ReLU(),
+                                 nn.Conv2d(channels, 1, 3, padding=1, bias=False))
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-2]
+        return self.fwd(x.reshape(-1, 1, *x.shape[-2:])).reshape(*lead, -1, *x.shape[-2:])
+
+    def synthesis(self, z: torch.Tensor) -> torch.Tensor:
+        lead = z.shape[:-3]
+        return self.bwd(z.reshape(-1, *z.shape[-3:])).reshape(*lead, *z.shape[-2:])
+
+
+class UnrolledISTA(_Unrolled):
+    """Unrolled ISTA/LISTA: ``x_{k+1} = W^H S_{theta_k}(W(x_k + t_k A^H (y - A x_k)))``.
+
+    Parameters
+    ----------
+    A : LinearOperator
+        Forward operator.
+    n_layers : int
+        Number of unrolled iterations.
+    transform : None, LinearOperator or "learned"
+        ``None``: threshold in the pixel domain. An orthogonal operator
+        ``W`` (e.g. :class:`~physinv.operators.Wavelet2D`): threshold its
+        coefficients. ``"learned"``: a per-layer convolutional transform pair
+        (:class:`LearnedTransform`, ISTA-Net style): with ``v`` the gradient
+        step and ``z = F(v)``, ``x_{k+1} = v - F~(z - S_theta(z))`` removes the
+        coefficients below the threshold (if ``F~ F = I`` this is
+        ``F~(S_theta(F v))``); bias-free convolutions make ``theta = 0`` an exact
+        gradient step.
+    lam : float
+        Regularisation weight; thresholds start at ``lam * t_k``.
+    step : float or sequence, optional
+        Initial steps, default ``1 / ||A||^2``. At initialization (fixed
+        transform) the net equals ``solvers.ista(A, y, lam, n_layers, step=step,
+        transform=W)``.
+    channels : int
+        Channels of the learned transform.
+    dtype : torch.dtype
+        Dtype of the parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> A = Matrix(torch.eye(3, dtype=torch.float64))
+    >>> net = UnrolledISTA(A, 1, lam=0.5, step=1.0, dtype=torch.float64)
+    >>> net(torch.tensor([2.0, 0.2, -1.0], dtype=torch.float64)).detach()
+    tensor([ 1.5000,  0.0000, -0.5000], dtype=torch.float64)
+    """
+
+    def __init__(self, A: LinearOperator, n_layers: int, transform: Any = None, lam: float = 1e-2,
+                 step: Any = None, channels: int = 16, dtype: torch.dtype = torch.float32,
+                 fft_path: str = "custom") -> None:
+        if fft_path == "fused":
+            raise ValueError("fft_path='fused' is only available for UnrolledLandweber")
+        super().__init__(A, fft_path)
+        lam = float(lam)
+        if not math.isfinite(lam) or lam < 0:
+            raise ValueError(f"lam must be finite and >= 0, got {lam}")
+        self.n_layers = n_layers
+        self.lam = lam
+        t = _steps(step, n_layers, A)
+        self.steps = nn.Parameter(t.to(dtype))
+        self.thresholds = nn.Parameter((lam * t).to(dtype))
+        self.learned = None
+        self.kind = "pixel"
+        if isinstance(transform, str):
+            if transform != "learned":
+                raise ValueError(f"transform must be None, a LinearOperator or 'learned', got {transform!r}")
+            if len(A.in_shape) != 2:
+                raise ValueError(f"transform='learned' needs 2-D images, A.in_shape={A.in_shape}")
+            self.learned = nn.ModuleList([LearnedTransform(channels) for _ in range(n_layers)]).to(dtype)
+            self.kind = "learned"
+        elif transform is not None:
+            check_operator(transform, "transform")
+            if transform.in_shape != A.in_shape:
+                raise ValueError(f"transform must act on A.in_shape={A.in_shape}, got in_shape "
+                                 f"{transform.in_shape}")
+            self._hold("W", transform)
+            self.kind = "fixed"
+
+    def forward(self, y: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the ``n_layers`` iterations from ``x0`` (default zero)."""
+        self._check_input(y, x0)
+        rd = real_dtype(y)
+        steps, thr = self.steps.to(rd), self.thresholds.to(rd)
+        x = torch.zeros(y.shape[:-len(self.A.out_shape)] + self.A.in_shape, dtype=y.dtype,
+                        device=y.device) if x0 is None else x0
+        for k in range(self.n_layers):
+            v = x + steps[k] * self._adj(y - self._fwd(x))
+            if self.kind == "pixel":
+                x = soft_threshold(v, thr[k])
+            elif self.kind == "fixed":
+                W = self._held["W"]
+                x = W.adjoint(soft_threshold(W(v), thr[k]))
+            else:
+                T = self.learned[k]
+                z = T.analysis(v)
+                # remove what the learned transform calls noise (its coefficients below the
+                # threshold); bias-free convolutions make theta = 0 an exact gradient step
+                x = v - T.synthesis(z - soft_threshold(z, thr[k]))
+        return x
+
+    def extra_repr(self) -> str:
+        return f"n_layers={self.n_layers}, transform={self.kind!r}, lam={self.lam}"

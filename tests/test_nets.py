@@ -1,0 +1,319 @@
+"""physinv.nets: equality with the classical solvers at initialization, training, transfer, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from physinv import psf, solvers
+from physinv.metrics import psnr
+from physinv.nets import (
+    MLP,
+    DataDriven,
+    DnCNN,
+    HybridNet,
+    SpectralFilterNet,
+    UNet,
+    UnrolledISTA,
+    UnrolledLandweber,
+)
+from physinv.operators import Convolution, FactorizationError, Matrix
+from physinv.operators.wavelet import Wavelet2D
+
+f64 = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small FFTs are much faster single-threaded on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def phantoms(n: int, size: int, seed: int) -> torch.Tensor:
+    """Piecewise-smooth images in [0, 1]: a 1/f^1.5 random field plus random ellipses."""
+    g = torch.Generator().manual_seed(seed)
+    fy = torch.fft.fftfreq(size, dtype=f64)[:, None]
+    fx = torch.fft.fftfreq(size, dtype=f64)[None, :]
+    amp = 1.0 / (0.02 + torch.sqrt(fy**2 + fx**2)) ** 1.5
+    field = torch.fft.ifft2(torch.fft.fft2(torch.randn(n, size, size, generator=g, dtype=f64)) * amp).real
+    img = 0.5 + 0.1 * field / field.flatten(1).std(1)[:, None, None]
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=f64), torch.arange(size, dtype=f64), indexing="ij")
+    for i in range(n):
+        for _ in range(int(torch.randint(2, 6, (1,), generator=g))):
+            cy, cx = (torch.rand(2, generator=g, dtype=f64) * size).tolist()
+            ry, rx = ((0.08 + 0.25 * torch.rand(2, generator=g, dtype=f64)) * size).tolist()
+            v = 0.6 * (float(torch.rand(1, generator=g)) - 0.5)
+            img[i] += v * (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1).to(f64)
+    return img.clamp(0, 1)
+
+
+def _rand(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=f64)
+
+
+# ----------------------------------------------------------- SpectralFilterNet
+@settings(max_examples=12, deadline=None)
+@given(H=st.integers(3, 12), W=st.integers(3, 12), lam=st.floats(1e-4, 1.0), k=st.sampled_from([3, 5]))
+def test_spectral_net_equals_tikhonov_at_init(H, W, lam, k):
+    A = Convolution(psf.gaussian(1.0, k), (max(H, k), max(W, k)))
+    y = A(_rand(2, *A.in_shape))
+    net = SpectralFilterNet(A, lam=lam, dtype=f64)
+    x = net(y)
+    torch.testing.assert_close(x, solvers.tikhonov(A, y, lam).x)
+    torch.testing.assert_close(x, A.svd().tikhonov(y, lam))
+
+
+def test_spectral_net_matrix_svd_and_truncated():
+    M = torch.randn(12, 9, generator=torch.Generator().manual_seed(0), dtype=f64)
+    A = Matrix(M, in_shape=(3, 3), out_shape=(3, 4))
+    y = _rand(5, 3, 4)
+    net = SpectralFilterNet(A, lam=0.1, dtype=f64)
+    torch.testing.assert_close(net(y), solvers.tikhonov(A, y, 0.1).x)
+    # dense reference: (M^T M + lam I)^-1 M^T y
+    ref = torch.linalg.solve(M.T @ M + 0.1 * torch.eye(9, dtype=f64), M.T @ y.reshape(5, 12).T).T
+    torch.testing.assert_close(net(y).reshape(5, 9), ref)
+    # a truncated factorization is accepted directly
+    Fk = A.svd(k=4)
+    netk = SpectralFilterNet(Fk, lam=0.1, dtype=f64)
+    torch.testing.assert_close(netk(y), Fk.tikhonov(y, 0.1))
+
+
+def test_spectral_net_only_diagonal_trains():
+    A = Convolution(psf.gaussian(1.5, 7), (16, 10))
+    net = SpectralFilterNet(A)
+    params = dict(net.named_parameters())
+    assert list(params) == ["filter"]
+    assert params["filter"].shape == (16, 6)
+    assert {"s", "phase"} <= {n for n, _ in net.named_buffers()}
+    y = A(_rand(2, 16, 10)).float()
+    net(y).square().sum().backward()
+    assert net.filter.grad is not None and net.filter.grad.abs().sum() > 0
+
+
+def test_spectral_net_dtype_cast_keeps_physics():
+    A = Convolution(psf.gaussian(1.5, 7), (16, 16))
+    net = SpectralFilterNet(A, lam=1e-2).double()
+    assert net.filter.dtype == f64 and A.tf.is_complex()
+    y = A(_rand(2, 16, 16))
+    torch.testing.assert_close(net(y), A.svd().tikhonov(y, 1e-2), rtol=1e-5, atol=1e-6)
+    # float32 params, float64 input: computed in the input's precision
+    assert SpectralFilterNet(A)(y).dtype == f64
+
+
+def test_spectral_net_trained_reaches_wiener():
+    """32 training images, Gaussian PSF, sigma 0.02: within 0.3 dB of the test set's MMSE Wiener filter."""
+    size, sigma = 32, 0.02
+    A = Convolution(psf.gaussian(1.5, 11), (size, size))
+    xtr, xte = phantoms(32, size, seed=0), phantoms(64, size, seed=1)
+    g = torch.Generator().manual_seed(5)
+    yte = A(xte) + sigma * torch.randn(xte.shape, generator=g, dtype=f64)
+    P = (torch.fft.fft2(xte).abs() ** 2).mean(0) / size**2  # unitary normalisation, like s
+    wiener = psnr(A.svd().wiener(yte, sigma, P), xte).mean()
+    net = SpectralFilterNet(A, lam=1e-2)
+    init = psnr(net(yte.float()).double(), xte).mean()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xtr32 = xtr.float()
+    for _ in range(300):  # the 32 images are fixed; the noise is redrawn each step
+        y = (A(xtr) + sigma * torch.randn(xtr.shape, generator=g, dtype=f64)).float()
+        loss = (net(y) - xtr32).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        trained = psnr(net(yte.float()).double(), xte).mean()
+    assert trained > init + 0.3
+    assert trained >= wiener - 0.3, (float(trained), float(wiener))
+
+
+def test_parametric_filter_transfers_to_unseen_psf():
+    """Trained on Gaussian PSFs 1.5 and 2.5, it beats oracle-lambda Tikhonov on Gaussian 2.0 and a disk."""
+    size = 32
+    ops = [Convolution(psf.gaussian(s, 11), (size, size)) for s in (1.5, 2.5)]
+    xtr, xte = phantoms(32, size, seed=2), phantoms(32, size, seed=3)
+    g = torch.Generator().manual_seed(7)
+    net = SpectralFilterNet(ops[0], parametric=True, hidden=16)
+    n_par = sum(p.numel() for p in net.parameters())
+    big = SpectralFilterNet(Convolution(psf.gaussian(1.5, 11), (256, 256)), parametric=True, hidden=16)
+    assert sum(p.numel() for p in big.parameters()) == n_par  # independent of the image size
+    assert n_par * 50 < 256 * 129  # vs one value per half-spectrum index
+    opt = torch.optim.Adam(net.parameters(), lr=2e-2)
+    xtr32 = xtr.float()
+    for it in range(200):
+        A = ops[it % 2]
+        sig = 0.01 + 0.04 * torch.rand(32, generator=g, dtype=f64)
+        y = (A(xtr) + sig[:, None, None] * torch.randn(xtr.shape, generator=g, dtype=f64)).float()
+        loss = (net(y, sig.float(), A=A) - xtr32).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sigma = 0.02
+    for A in (Convolution(psf.gaussian(2.0, 11), (size, size)), Convolution(psf.disk(2.5), (size, size))):
+        yte = A(xte) + sigma * torch.randn(xte.shape, generator=g, dtype=f64)
+        with torch.no_grad():
+            ours = psnr(net(yte.float(), sigma, A=A).double(), xte).mean()
+            shared = SpectralFilterNet.from_filter(A, net)
+            torch.testing.assert_close(shared(yte.float(), sigma), net(yte.float(), sigma, A=A))
+        F = A.svd()
+        tik = max(float(psnr(F.tikhonov(yte, lam), xte).mean()) for lam in torch.logspace(-4, 0, 25).tolist())
+        P = (torch.fft.fft2(xte).abs() ** 2).mean(0) / size**2
+        wiener = float(psnr(F.wiener(yte, sigma, P), xte).mean())
+        assert float(ours) > tik, (float(ours), tik, wiener)
+        assert float(ours) > wiener - 1.0, (float(ours), tik, wiener)
+
+
+def test_parametric_net_per_sample_sigma_and_shapes():
+    A = Convolution(psf.gaussian(1.5, 7), (16, 16))
+    net = SpectralFilterNet(A, parametric=True, hidden=8, dtype=f64)
+    y = A(_rand(3, 2, 16, 16))
+    sig = torch.tensor([0.01, 0.02, 0.05], dtype=f64)
+    out = net(y, sig)
+    assert out.shape == y.shape
+    for i in range(3):
+        torch.testing.assert_close(out[i], net(y[i], float(sig[i])))
+    with pytest.raises(ValueError, match="noise_sigma"):
+        net(y)
+    with pytest.raises(ValueError, match="noise_sigma"):
+        net(y, -1.0)
+
+
+def test_spectral_net_bad_input():
+    A = Convolution(psf.gaussian(1.5, 7), (16, 16), boundary="zero")
+    with pytest.raises(FactorizationError, match="UnrolledLandweber") as err:
+        SpectralFilterNet(A)
+    assert "svd(k=" in str(err.value) and "HybridNet" in str(err.value)
+    with pytest.raises(TypeError, match="LinearOperator"):
+        SpectralFilterNet(torch.eye(3))
+    net = SpectralFilterNet(Convolution(psf.gaussian(1.5, 7), (16, 16)))
+    with pytest.raises(ValueError, match=r"trailing shape \(16, 16\)"):
+        net(torch.rand(2, 16, 15))
+    with pytest.raises(ValueError, match="meta"):
+        net(torch.rand(2, 16, 16, device="meta"))
+    with pytest.raises(ValueError, match="parametric"):
+        net(torch.rand(2, 16, 16), 0.1)
+
+
+# ------------------------------------------------------------ unrolled nets
+@pytest.mark.parametrize("boundary", ["circular", "zero"])
+@pytest.mark.parametrize("step", [None, 0.9, "per-layer"])
+def test_unrolled_landweber_equals_solver_at_init(boundary, step):
+    A = Convolution(psf.gaussian(1.5, 7), (12, 14), boundary=boundary)
+    y = A(_rand(3, 12, 14))
+    if step == "per-layer":
+        step = [0.5, 1.0, 1.5, 0.7, 1.2]
+    net = UnrolledLandweber(A, 5, step=step, dtype=f64)
+    torch.testing.assert_close(net(y), solvers.landweber(A, y, 5, step=step).x)
+    x0 = _rand(3, 12, 14, seed=1)
+    torch.testing.assert_close(net(y, x0=x0), solvers.landweber(A, y, 5, step=step, x0=x0).x)
+    if boundary == "circular":
+        fused = UnrolledLandweber(A, 5, step=step, dtype=f64, fft_path="fused")
+        torch.testing.assert_close(fused(y), net(y))
+        torch.testing.assert_close(fused(y, x0=x0), net(y, x0=x0))
+
+
+def test_unrolled_landweber_matrix_and_precondition():
+    M = torch.randn(10, 6, generator=torch.Generator().manual_seed(0), dtype=f64)
+    A = Matrix(M)
+    y = _rand(4, 10)
+    net = UnrolledLandweber(A, 8, dtype=f64)
+    torch.testing.assert_close(net(y), solvers.landweber(A, y, 8).x)
+    with pytest.raises(ValueError, match="circular Convolution"):
+        UnrolledLandweber(A, 3, precondition=True)
+    C = Convolution(psf.gaussian(1.5, 7), (12, 12))
+    pre = UnrolledLandweber(C, 4, precondition=True, dtype=f64)
+    yc = C(_rand(2, 12, 12))
+    torch.testing.assert_close(pre(yc), solvers.landweber(C, yc, 4).x)  # identity preconditioner at init
+    with pytest.raises(ValueError, match="n_layers"):
+        UnrolledLandweber(C, 0)
+    with pytest.raises(ValueError, match="step"):
+        UnrolledLandweber(C, 3, step=[1.0, 2.0])
+
+
+def test_unrolled_landweber_training_matches_oracle_stopped_landweber():
+    """6 trained layers (+ preconditioner) do as well as classical Landweber stopped at its best iteration."""
+    size, sigma = 32, 0.02
+    A = Convolution(psf.gaussian(1.5, 11), (size, size))
+    xtr, xte = phantoms(16, size, seed=4), phantoms(16, size, seed=5)
+    g = torch.Generator().manual_seed(0)
+    noisy = lambda x: (A(x) + sigma * torch.randn(x.shape, generator=g, dtype=f64)).float()  # noqa: E731
+    yte = noisy(xte)
+    net = UnrolledLandweber(A, 6, precondition=True)
+    before = psnr(net(yte).double(), xte).mean().item()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-2)
+    for _ in range(100):
+        loss = (net(noisy(xtr)) - xtr.float()).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = psnr(net(yte).detach().double(), xte).mean().item()
+    curve: list[float] = []
+    solvers.landweber(A, yte.double(), 300, callback=lambda k, x: curve.append(psnr(x, xte).mean().item()))
+    assert curve.index(max(curve)) + 1 > 6  # the classical optimum needs more than 6 iterations
+    assert after > before + 0.3, (before, after)
+    assert after > max(curve) - 0.1, (after, max(curve))
+
+
+@pytest.mark.parametrize("transform", [None, "wavelet"])
+def test_unrolled_ista_equals_solver_at_init(transform):
+    A = Convolution(psf.gaussian(1.2, 5), (16, 16))
+    W = Wavelet2D((16, 16), "db2", levels=2) if transform == "wavelet" else None
+    y = A(_rand(2, 16, 16))
+    for step in (None, [0.8, 1.0, 0.6, 0.9]):
+        net = UnrolledISTA(A, 4, transform=W, lam=0.05, step=step, dtype=f64)
+        torch.testing.assert_close(net(y), solvers.ista(A, y, 0.05, 4, step=step, transform=W).x)
+
+
+def test_unrolled_ista_learned_transform():
+    A = Convolution(psf.gaussian(1.2, 5), (16, 16))
+    y = A(_rand(2, 16, 16))
+    net = UnrolledISTA(A, 3, transform="learned", lam=0.05, channels=4, dtype=f64)
+    with torch.no_grad():
+        net.thresholds.zero_()  # theta = 0: every layer is exactly a Landweber step
+    torch.testing.assert_close(net(y), solvers.landweber(A, y, 3).x)
+    with torch.no_grad():
+        net.thresholds.fill_(0.1)
+    net(y).square().sum().backward()
+    assert net.thresholds.grad.abs().sum() > 0
+    assert net.learned[0].fwd[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="transform"):
+        UnrolledISTA(A, 2, transform="wavelets")
+
+
+# -------------------------------------------------- hybrid, CNNs, baselines
+def test_hybrid_equals_physics_at_init_and_trains_both():
+    A = Convolution(psf.gaussian(1.5, 7), (16, 16))
+    for refiner in (DnCNN(depth=3, channels=4), UNet(channels=4, levels=2)):
+        phys = SpectralFilterNet(A, lam=1e-2)
+        net = HybridNet(phys, refiner)
+        y = A(_rand(2, 16, 16)).float()
+        torch.testing.assert_close(net(y), phys(y))
+        net(y).square().sum().backward()
+        assert phys.filter.grad.abs().sum() > 0
+        last = refiner.body[-1] if isinstance(refiner, DnCNN) else refiner.out
+        assert last.weight.grad.abs().sum() > 0
+    frozen = HybridNet(SpectralFilterNet(A), DnCNN(depth=3, channels=4), freeze_physics=True)
+    assert not frozen.physics.filter.requires_grad
+
+
+def test_cnns_shapes_dtypes_and_baselines():
+    x = torch.rand(2, 3, 13, 18)
+    for m in (DnCNN(depth=3, channels=4, zero_init=False), UNet(channels=4, levels=2, zero_init=False)):
+        assert m(x).shape == x.shape
+        assert m.double()(x.double()).dtype == f64
+        with pytest.raises(TypeError, match="float"):
+            m(x)  # float32 input, float64 model
+    mlp = MLP((4, 4), (2, 3), hidden=(8,))
+    assert mlp(torch.rand(5, 4, 4)).shape == (5, 2, 3)
+    with pytest.raises(ValueError, match="trailing shape"):
+        mlp(torch.rand(5, 4, 5))
+    A = Convolution(psf.gaussian(1.5, 7), (16, 16))
+    model = UNet(channels=4, zero_init=False)
+    y = torch.rand(2, 16, 16)
+    torch.testing.assert_close(DataDriven(model, A, input="adjoint")(y), model(A.adjoint(y)))
+    assert torch.equal(DataDriven(DnCNN(depth=3, channels=4, residual=True))(y), y)
+    with pytest.raises(ValueError, match="adjoint"):
+        DataDriven(model, input="adjoint")
