@@ -522,6 +522,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._acc: dict[str, float] = {}
         self._acc_n = 0
+        self._last_lr: float | None = None  # learning rate of the latest optimizer step (logged)
         self.resumed_from: str | None = None
         if resume:
             path = (os.path.join(self.output_dir, "last.pt") if resume is True
@@ -596,7 +597,7 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.global_step,
             "best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "stopped_early": self.stopped_early, "acc": dict(self._acc), "acc_n": self._acc_n,
+            "stopped_early": self.stopped_early, "acc": dict(self._acc), "acc_n": self._acc_n, "last_lr": self._last_lr,
             "history": self.history, "rng": all_rng,
             "config": {"seed": self.seed, "batch_size": self.batch_size, "n_train": len(self.train_data),
                        "epochs": self.epochs, "world_size": self.world},
@@ -639,7 +640,7 @@ class Trainer:
         for k in ("epoch", "batch_in_epoch", "global_step", "best", "best_epoch", "bad_epochs",
                   "stopped_early", "history"):
             setattr(self, k, ck[k])
-        self._acc, self._acc_n = dict(ck["acc"]), ck["acc_n"]
+        self._acc, self._acc_n, self._last_lr = dict(ck["acc"]), ck["acc_n"], ck["last_lr"]
         rngs = ck["rng"]
         if len(rngs) == self.world:
             _set_rng_state(rngs[self.rank])
@@ -719,6 +720,7 @@ class Trainer:
         terms["loss"].backward()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.clip_grad_norm)
+        self._last_lr = self._lr()
         self.optimizer.step()
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
@@ -736,7 +738,8 @@ class Trainer:
         return "the end of the previous epoch"
 
     def _end_epoch(self, epoch: int, seconds: float) -> None:
-        rec: dict[str, Any] = {"epoch": epoch + 1, "step": self.global_step, "lr": self._lr()}
+        rec: dict[str, Any] = {"epoch": epoch + 1, "step": self.global_step,
+                               "lr": self._last_lr if self._last_lr is not None else self._lr()}
         for k, v in self._acc.items():
             rec["train_loss" if k == "loss" else f"train_{k}"] = v / max(self._acc_n, 1)
         if self.val_data is not None:

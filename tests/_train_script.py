@@ -38,7 +38,7 @@ class SmallNet(nn.Module):
 
 def build(out: str | None, epochs: int = 3, dropout: float = 0.0, kill_at: int | None = None,
           resume: bool = False, checkpoint_every: int | None = 3, batch_size: int = 4,
-          n_train: int = 16, progress: bool = False) -> Trainer:
+          n_train: int = 16, progress: bool = False, seed: int = 5) -> Trainer:
     torch.manual_seed(0)
     A = Convolution(gaussian(1.0, size=5), (16, 16))
     train = InverseProblemDataset(A, Phantoms(n_train, 16, seed=1), noise_sigma=(0.01, 0.05), seed=2)
@@ -54,7 +54,7 @@ def build(out: str | None, epochs: int = 3, dropout: float = 0.0, kill_at: int |
         return {"mse": nn.functional.mse_loss(pred, target), "l1": 0.1 * (pred - target).abs().mean()}
 
     t = Trainer(model, loss, torch.optim.Adam(model.parameters(), lr=3e-3), train, val,
-                batch_size=batch_size, epochs=epochs, seed=5, scheduler="cosine", clip_grad_norm=1.0,
+                batch_size=batch_size, epochs=epochs, seed=seed, scheduler="cosine", clip_grad_norm=1.0,
                 output_dir=out, checkpoint_every=checkpoint_every, resume=resume, progress=progress)
     t.loss_calls = calls
     return t
