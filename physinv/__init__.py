@@ -6,6 +6,7 @@ factorizations, classical solvers, and networks that keep the physics fixed.
 
 from . import operators, psf, solvers, testing
 from .operators import Convolution, LinearOperator, Matrix
+from .tomo import fbp as fbp
 
 __version__ = "0.1.0"
 

@@ -27,6 +27,7 @@ from .factorization import (
 from .fourier import FFT2, FourierFactorization, fourier_multiply
 from .gradient import Gradient
 from .matrix import Matrix
+from .radon import Radon
 from .wavelet import Wavelet2D
 
 __all__ = [
@@ -34,5 +35,5 @@ __all__ = [
     "from_config", "power_iteration", "Convolution", "Pad", "BOUNDARIES", "Diagonal",
     "Factorization", "FourierFactorization", "pseudo_inverse_filter", "tikhonov_filter",
     "tsvd_filter", "wiener_filter", "truncated_svd", "FFT2", "fourier_multiply", "Matrix",
-    "Wavelet2D", "Gradient",
+    "Wavelet2D", "Gradient", "Radon",
 ]
