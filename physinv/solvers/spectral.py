@@ -217,11 +217,14 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
     """Estimate the signal power ``P`` per spectral index from the data, for :func:`wiener`.
 
     With ``beta = U^H y`` the data model gives ``E|beta_i|^2 = s_i^2 P_i + sigma^2``.
-    ``"flat"``: ``P_i = P`` constant, by moments:
-    ``P = (sum |beta_i|^2 - n sigma^2) / sum s_i^2``. ``"power-law"``
-    (2-D Fourier factorizations only): ``P_i = c / max(|f_i|, 1)^psd_exponent``
-    with ``|f_i|`` the frequency in cycles per image and ``c`` fitted by
-    least squares on ``|beta_i|^2 - sigma^2``. Returns shape ``batch + s.shape``.
+    The model is ``P_i = c w_i`` with ``w_i = 1`` (``"flat"``) or
+    ``w_i = max(|f_i|, 1)^-psd_exponent`` (``"power-law"``, 2-D Fourier
+    factorizations only; ``|f_i|`` the frequency in cycles per image). The
+    scale ``c`` is the median of ``(|beta_i|^2 - sigma^2) / (s_i^2 w_i)`` over
+    the well-conditioned indices (``s_i^2 >= 0.1 max s^2``, at least 16),
+    divided by the ratio of median to mean of ``|beta_i|^2`` for Gaussian
+    coefficients (``ln 2`` when complex, 0.4549 when real); the median keeps the image mean (the DC term) from
+    dominating. Returns shape ``batch + s.shape``.
 
     Examples
     --------
@@ -229,17 +232,17 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
     >>> from physinv.operators import Matrix
     >>> F = Matrix(torch.eye(3, dtype=torch.float64)).svd()
     >>> signal_power(F, torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64), 0.0)
-    tensor([1., 1., 1.], dtype=torch.float64)
+    tensor([2.1981, 2.1981, 2.1981], dtype=torch.float64)
     """
     nout = len(F.out_shape)
     ns = F.s.dim()
     real = y.real.dtype if y.is_complex() else y.dtype
     s = F.s.to(device=y.device, dtype=real)
-    beta2 = F.U.adjoint(y).abs() ** 2
+    beta = F.U.adjoint(y)
+    beta2 = beta.abs() ** 2
     batch = tuple(y.shape[: y.dim() - nout])
     sig2 = torch.as_tensor(noise_sigma, dtype=real, device=y.device) ** 2
     sig2 = expand(torch.broadcast_to(sig2, batch), ns)
-    dims = tuple(range(-ns, 0))
     floor = torch.finfo(real).eps
     if isinstance(signal_psd, torch.Tensor):
         P = signal_psd.to(device=y.device, dtype=real)
@@ -250,21 +253,29 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
             raise ValueError("wiener: signal_psd must be finite and >= 0")
         return P
     if signal_psd == "flat":
-        n = s.numel()
-        P = (beta2.sum(dim=dims, keepdim=True) - n * sig2) / (s**2).sum().clamp_min(floor)
-        return torch.broadcast_to(P.clamp_min(floor * (beta2.sum(dim=dims, keepdim=True) / n + floor)),
-                                  batch + tuple(s.shape)).clone()
-    if signal_psd == "power-law":
+        w = torch.ones_like(s)
+    elif signal_psd == "power-law":
         if not isinstance(F, FourierFactorization) or s.dim() != 2:
             raise ValueError("wiener: signal_psd='power-law' needs a 2-D Fourier factorization (a circular "
                              "Convolution); pass a tensor of signal powers for other operators")
         rad = _frequency_radius(tuple(s.shape), y.device, real)
         w = rad.clamp_min(1.0) ** (-float(psd_exponent))
-        a = s**2 * w  # E|beta|^2 - sigma^2 = c * a
-        c = ((beta2 - sig2) * a).sum(dim=dims, keepdim=True) / (a**2).sum().clamp_min(floor)
-        c = c.clamp_min(floor)
-        return c * w
-    raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got {signal_psd!r}")
+    else:
+        raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got {signal_psd!r}")
+    # E|beta_i|^2 - sigma^2 = c * s_i^2 w_i: estimate c robustly (median, so that the image mean in
+    # the DC term does not dominate) over the well-conditioned indices s_i^2 >= 0.1 max s^2.
+    flat_s = s.reshape(-1)
+    keep = flat_s**2 >= 0.1 * flat_s.max() ** 2
+    if int(keep.sum()) < 16:
+        keep = torch.zeros_like(keep)
+        keep[torch.topk(flat_s, min(16, flat_s.numel())).indices] = True
+    a = (s**2 * w).reshape(-1)[keep]
+    est = ((beta2 - sig2).reshape(beta2.shape[: beta2.dim() - ns] + (-1,))[..., keep]) / a
+    # |beta|^2 of a complex Gaussian coefficient is exponential (median = mean * ln 2); of a real
+    # one, chi-square with one degree of freedom (median = mean * 0.4549)
+    c = est.median(dim=-1).values / (math.log(2.0) if beta.is_complex() else 0.454936423119572)
+    c = c.clamp_min(floor * float(a.max()))
+    return expand(c, ns) * w
 
 
 def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor,
