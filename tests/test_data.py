@@ -271,3 +271,13 @@ def test_dataset_errors():
         InverseProblemDataset(neg, np.ones((1, 4)), noise="poisson-gaussian", photons=10.0)[0]
     with pytest.raises(IndexError):
         InverseProblemDataset(A, np.zeros((2, 16, 16)))[2]
+
+
+def test_docs_data_examples_run():
+    text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                             "data.md")).read()
+    blocks = [b.split("```")[0] for b in text.split("```python\n")[1:]]
+    runnable = [b for b in blocks if not b.lstrip().startswith("InverseProblemDataset(A, images")]
+    assert len(runnable) == 2
+    for code in runnable:
+        exec(compile(code, "docs/data.md", "exec"), {})

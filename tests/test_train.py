@@ -291,3 +291,28 @@ def test_uses_the_gpu_without_code_change():
     assert t.device.type == "cuda" and model.a.device.type == "cuda"
     rec = t.fit()[0]
     assert math.isfinite(rec["val_psnr"])
+
+
+# ------------------------------------------------------------ docs example
+def _doc_block(md, marker):
+    text = open(os.path.join(ROOT, "docs", md)).read()
+    after = text[text.index(marker):]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start:after.index("```\n", start)]
+
+
+def test_docs_example_runs_as_written(tmp_path, one_thread):
+    script = os.path.join(ROOT, "benchmarks", "example_training.py")
+    block = _doc_block("training.md", "<!-- example: benchmarks/example_training.py -->")
+    assert block == open(script).read()
+    sys.path.insert(0, os.path.dirname(script))
+    try:
+        import example_training
+    finally:
+        sys.path.remove(os.path.dirname(script))
+    rows = example_training.main(["--out", str(tmp_path), "--quick"])
+    log = [json.loads(s) for s in open(tmp_path / "run" / "log.jsonl")]
+    assert [r["epoch"] for r in log] == [1, 2] and [r["step"] for r in log] == [4, 8]  # 1 epoch + 1 resumed
+    assert rows["unrolled Landweber + CNN"] > rows["A^T y"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["value"] == max(r["val_psnr"] for r in log)
