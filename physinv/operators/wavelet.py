@@ -136,20 +136,39 @@ class Wavelet2D(LinearOperator):
         return idx
 
     # one level along the last dimension ------------------------------------
+    # a[n] = sum_k h[k] x_ext[2n + k] (and d with g) on the periodic extension
+    # x_ext = [x, x[:L-2]] is a stride-2 cross-correlation: one conv1d; the synthesis is
+    # its transpose (conv_transpose1d) followed by folding the wrapped tail back.
+    # Bands shorter than the filter use an explicit (periodised) index table instead.
     def _analysis_last(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
-        idx = self._index(n, x.device)
         f = self._like("filt", x)
-        ad = x[..., idx] @ f  # (..., n/2, 2)
-        return ad.transpose(-1, -2).reshape(x.shape)
+        L = f.shape[0]
+        if L - 2 > n:
+            idx = self._index(n, x.device)
+            ad = x[..., idx] @ f  # (..., n/2, 2)
+            return ad.transpose(-1, -2).reshape(x.shape)
+        ext = torch.cat([x, x[..., : L - 2]], dim=-1) if L > 2 else x
+        lead = ext.shape[:-1]
+        out = torch.nn.functional.conv1d(ext.reshape(-1, 1, ext.shape[-1]), f.T.unsqueeze(1), stride=2)
+        return out.reshape(lead + (n,))
 
     def _synthesis_last(self, c: torch.Tensor) -> torch.Tensor:
         n = c.shape[-1]
-        idx = self._index(n, c.device)
         f = self._like("filt", c)
-        ad = c.reshape(c.shape[:-1] + (2, n // 2)).transpose(-1, -2)  # (..., n/2, 2)
-        contrib = (ad @ f.T).reshape(c.shape[:-1] + (-1,))  # (..., n/2 * L)
-        return c.new_zeros(c.shape).index_add_(-1, idx.reshape(-1), contrib)
+        L = f.shape[0]
+        if L - 2 > n:
+            idx = self._index(n, c.device)
+            ad = c.reshape(c.shape[:-1] + (2, n // 2)).transpose(-1, -2)  # (..., n/2, 2)
+            contrib = (ad @ f.T).reshape(c.shape[:-1] + (-1,))  # (..., n/2 * L)
+            return c.new_zeros(c.shape).index_add_(-1, idx.reshape(-1), contrib)
+        lead = c.shape[:-1]
+        ext = torch.nn.functional.conv_transpose1d(c.reshape(-1, 2, n // 2), f.T.unsqueeze(1), stride=2)
+        ext = ext.reshape(lead + (n + L - 2,))
+        if L == 2:
+            return ext
+        head = ext[..., : L - 2] + ext[..., n:]
+        return torch.cat([head, ext[..., L - 2: n]], dim=-1)
 
     def _analysis2d(self, x):
         x = self._analysis_last(x)
