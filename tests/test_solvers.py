@@ -18,6 +18,7 @@ from physinv.solvers import (
     SolverResult,
     cgls,
     choose_lambda,
+    estimate_noise,
     fista,
     ista,
     landweber,
@@ -201,6 +202,19 @@ def test_discrepancy_principle_hits_its_target():
     assert res == pytest.approx(1.05 * 0.02 * 32, rel=1e-4)
     with pytest.raises(ValueError, match="noise_sigma"):
         choose_lambda(A, y, "discrepancy")
+
+
+def test_noise_estimate_and_discrepancy_without_known_noise():
+    A, x, y = blur_problem(n=64, noise=0.02, batch=(2,), seed=25)
+    sig = estimate_noise(A, y)
+    assert sig.shape == (2,) and torch.allclose(sig, torch.full((2,), 0.02, dtype=F64), rtol=0.1)
+    lam = choose_lambda(A, y, "discrepancy", noise_sigma="gcv")
+    ref = choose_lambda(A, y, "discrepancy", noise_sigma=sig)
+    assert torch.allclose(lam, ref)
+    r = tikhonov(A, y, "discrepancy", noise_sigma="gcv")
+    assert torch.allclose(r.info["lam"], ref)
+    with pytest.raises(ValueError, match="noise_sigma"):
+        choose_lambda(A, y, "discrepancy", noise_sigma="mad")
 
 
 def test_lcurve_and_iterative_modes_are_sensible():

@@ -10,7 +10,7 @@ of ``y`` (see :mod:`physinv.solvers.result` for the stopping rules).
 """
 
 from .iterative import cgls, landweber, richardson_lucy
-from .parameter import choose_lambda
+from .parameter import choose_lambda, estimate_noise
 from .result import SolverResult
 from .sparse import fista, ista, soft_threshold
 from .spectral import signal_power, spectral_filter, tikhonov, tsvd, wiener
@@ -18,5 +18,6 @@ from .tv import tv, tv_norm
 
 __all__ = [
     "SolverResult", "tikhonov", "tsvd", "wiener", "spectral_filter", "signal_power", "choose_lambda",
+    "estimate_noise",
     "landweber", "cgls", "richardson_lucy", "ista", "fista", "soft_threshold", "tv", "tv_norm",
 ]

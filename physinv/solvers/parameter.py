@@ -26,7 +26,7 @@ from ..operators.base import LinearOperator
 from ..operators.factorization import Factorization
 from .result import check_data, check_operator, check_param, per_problem, pnorm
 
-__all__ = ["choose_lambda", "METHODS"]
+__all__ = ["choose_lambda", "estimate_noise", "METHODS"]
 
 METHODS = ("gcv", "discrepancy", "lcurve")
 
@@ -49,8 +49,9 @@ def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise
         level), the discrepancy principle (``||A x_lam - y|| = tau * sigma *
         sqrt(m)``; needs ``noise_sigma``) or the L-curve corner (maximum
         curvature of ``(log ||A x_lam - y||, log ||x_lam||)``).
-    noise_sigma : float or tensor, optional
-        Noise standard deviation per data entry (discrepancy principle).
+    noise_sigma : float, tensor or "gcv", optional
+        Noise standard deviation per data entry (discrepancy principle);
+        ``"gcv"`` estimates it first with :func:`estimate_noise`.
     tau : float
         Safety factor of the discrepancy principle.
     lam_range : (float, float), optional
@@ -107,7 +108,14 @@ def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise
     sigma = None
     if method == "discrepancy":
         if noise_sigma is None:
-            raise ValueError(f"{fn}: method='discrepancy' needs noise_sigma")
+            raise ValueError(f"{fn}: method='discrepancy' needs noise_sigma (a number, a tensor, or "
+                             "'gcv' to estimate it)")
+        if isinstance(noise_sigma, str):
+            if noise_sigma != "gcv":
+                raise ValueError(f"{fn}: noise_sigma must be a number, a tensor or 'gcv', got "
+                                 f"{noise_sigma!r}")
+            noise_sigma = estimate_noise(A, y, factorization=factorization, iterative=iterative,
+                                         n_probes=n_probes, n_iter=n_iter, seed=seed)
         sigma = check_param(noise_sigma, "noise_sigma", fn, batch)
     tau = float(check_param(tau, "tau", fn, (), positive=True))
     if lam_range is not None:
@@ -125,6 +133,35 @@ def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise
                                 n_iter, seed)
     out: Any = float(lam.reshape(())) if not batch else lam.reshape(batch)
     return (out, curve) if return_curve else out
+
+
+def estimate_noise(A: LinearOperator, y: torch.Tensor, factorization: Factorization | None = None,
+                   iterative: bool | None = None, **kwargs: Any) -> Any:
+    """Estimate the noise standard deviation per data entry from the GCV fit.
+
+    ``sigma^2 = ||A x_lam - y||^2 / (m - trace(A A_lam^+))`` at the GCV choice
+    of ``lam`` (Wahba's estimate: the residual divided by its effective
+    degrees of freedom). Returns a float for a single problem, else a tensor
+    with the batch shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv import psf
+    >>> from physinv.operators import Convolution
+    >>> A = Convolution(psf.gaussian(1.5), (64, 64))
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.rand(64, 64, generator=g, dtype=torch.float64)
+    >>> y = A(x) + 0.02 * torch.randn(64, 64, generator=g, dtype=torch.float64)
+    >>> abs(estimate_noise(A, y) - 0.02) < 0.002
+    True
+    """
+    _, curve = choose_lambda(A, y, "gcv", factorization=factorization, iterative=iterative,
+                             return_curve=True, **kwargs)
+    sig = curve["noise_sigma"].to(torch.float64)
+    n = len(A.out_shape)
+    batch = tuple(y.shape[: y.dim() - n])
+    return float(sig.reshape(())) if not batch else sig.reshape(batch).to(y.device)
 
 
 # ------------------------------------------------------------- spectral
@@ -168,7 +205,9 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
         a = torch.log(grid[(i - 1).clamp_min(0)])
         b = torch.log(grid[(i + 1).clamp_max(G - 1)])
         lam = _golden(lambda t: gcv(t.exp()[:, None])[:, 0], a, b)
-        curve = {"lam": grid.cpu(), "gcv": vals.cpu()}
+        rho, _, tr = curves(lam[:, None])
+        sigma_hat = (rho[:, 0] / (m - tr[:, 0]).clamp_min(1e-12 * m)).sqrt()
+        curve = {"lam": grid.cpu(), "gcv": vals.cpu(), "noise_sigma": sigma_hat}
     elif method == "discrepancy":
         target = (tau**2 * m) * per_problem(sigma, batch, y).to(torch.float64).reshape(-1) ** 2
         target = target.expand(B)
@@ -290,7 +329,8 @@ def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, 
             B2 = (t2**2 * (f0 - f1) + t1**2 * (f2 - f0) + t0**2 * (f1 - f2)) / den
             t = -B2 / (2 * A2) if A2 > 0 else logl[int(i[b])].item()
             lam[b] = math.exp(min(max(t, t0), t2))
-        curve = {"lam": grid_c, "gcv": vals, "trace": tr}
+        sigma_hat = (rho[torch.arange(B), i] / (m - tr[i]).clamp_min(1e-12 * m)).sqrt()
+        curve = {"lam": grid_c, "gcv": vals, "trace": tr, "noise_sigma": sigma_hat}
     elif method == "discrepancy":
         target = ((tau**2 * m) * per_problem(sigma, batch, y).to(torch.float64).reshape(-1).cpu() ** 2
                   ).expand(B)
