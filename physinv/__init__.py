@@ -4,7 +4,9 @@ Exact linear operators (convolution, tomography, matrices) with adjoints and
 factorizations, classical solvers, and networks that keep the physics fixed.
 """
 
+from . import data as data
 from . import operators, psf, solvers, testing
+from . import train as train
 from .operators import Convolution, LinearOperator, Matrix
 from .tomo import fbp as fbp
 
