@@ -219,28 +219,37 @@ def _build_system(h: int, w: int, angles: np.ndarray, n_det: int, circle: bool,
     idx_dtype = np.int64 if big else np.int32
     step = max(1, 2**15 // n_ang)  # about 100k candidate entries per block
 
+    offs32 = offs.astype(np.float32)
+    offs_i = offs.astype(idx_dtype)
+    col_base = col_base.astype(idx_dtype)
+
     def positions(s0: int):
         s1 = min(s0 + step, n_pix)
         u = np.multiply.outer(xs[s0:s1], cos_t)
         u += np.multiply.outer(ys[s0:s1], sin_t)
         u += centre  # detector coordinate of each (pixel, angle), in bins
-        first = np.floor(u - half)
-        first += 1  # first bin strictly inside the kernel's support (at most 3 are)
-        k = first.astype(np.int64)[..., None] + offs
-        keep = ((first - u)[..., None] + offs < half[:, None]) & (k >= 0) & (k < n_det)
-        return u, first, k, keep
+        fl = np.floor(u - half)  # bin fl + 1 is the first strictly inside the support
+        d0 = fl - u
+        d0 += 1  # offset of that bin from u, in (-half, 1 - half]
+        r = (half - d0).astype(np.float32)  # candidate j (0, 1, 2) is inside iff j < r
+        k = fl.astype(idx_dtype)[..., None] + (offs_i + 1)
+        # unsigned view: one comparison checks 0 <= k < n_det
+        keep = (k.view(np.uint32 if idx_dtype == np.int32 else np.uint64) < n_det)
+        keep &= offs32 < r[..., None]
+        return d0, k, keep
 
     def count(s0: int) -> np.ndarray:
-        keep = positions(s0)[3]
+        keep = positions(s0)[2]
         return keep.reshape(keep.shape[0], -1).sum(1)
 
     def fill(s0: int, data: np.ndarray, indices: np.ndarray, indptr_pix: np.ndarray) -> None:
-        u, first, k, keep = positions(s0)
-        d = (first - u).astype(np.float32)[..., None] + offs.astype(np.float32)
+        d0, k, keep = positions(s0)
+        d = d0.astype(np.float32)[..., None] + offs32
         wts = _kernel_weights(d, a, b, c)
         lo, hi = indptr_pix[s0], indptr_pix[min(s0 + step, n_pix)]
         data[lo:hi] = wts[keep]
-        indices[lo:hi] = (k + col_base)[keep]
+        k += col_base
+        indices[lo:hi] = k[keep]
 
     starts = list(range(0, n_pix, step))
     from concurrent.futures import ThreadPoolExecutor
