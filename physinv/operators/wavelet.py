@@ -137,8 +137,8 @@ class Wavelet2D(LinearOperator):
 
     # one level along the last dimension ------------------------------------
     # a[n] = sum_k h[k] x_ext[2n + k] (and d with g) on the periodic extension
-    # x_ext = [x, x[:L-2]] is a stride-2 cross-correlation: one conv1d; the synthesis is
-    # its transpose (conv_transpose1d) followed by folding the wrapped tail back.
+    # x_ext = [x, x[:L-2]] is a stride-2 cross-correlation: one conv1d; the synthesis is its
+    # polyphase adjoint, one stride-1 conv1d producing the even and odd samples.
     # Bands shorter than the filter use an explicit (periodised) index table instead.
     def _analysis_last(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
@@ -162,13 +162,17 @@ class Wavelet2D(LinearOperator):
             ad = c.reshape(c.shape[:-1] + (2, n // 2)).transpose(-1, -2)  # (..., n/2, 2)
             contrib = (ad @ f.T).reshape(c.shape[:-1] + (-1,))  # (..., n/2 * L)
             return c.new_zeros(c.shape).index_add_(-1, idx.reshape(-1), contrib)
+        # polyphase synthesis: x[2p + r] = sum_j (a[p - j] h[2j + r] + d[p - j] g[2j + r]), r = 0, 1,
+        # a stride-1 cross-correlation of the periodically left-extended (a, d) with 2 x 2 x L/2 weights
         lead = c.shape[:-1]
-        ext = torch.nn.functional.conv_transpose1d(c.reshape(-1, 2, n // 2), f.T.unsqueeze(1), stride=2)
-        ext = ext.reshape(lead + (n + L - 2,))
-        if L == 2:
-            return ext
-        head = ext[..., : L - 2] + ext[..., n:]
-        return torch.cat([head, ext[..., L - 2: n]], dim=-1)
+        half = L // 2
+        ad = c.reshape(-1, 2, n // 2)
+        if half > 1:
+            ad = torch.cat([ad[..., n // 2 - (half - 1):], ad], dim=-1)
+        w = f.flip(0).reshape(half, 2, 2).permute(1, 2, 0)  # (r', channel, t): f[L-1-2t-r'] ...
+        w = w.flip(0)  # ... so that row r holds f[2(half-1-t) + r]
+        out = torch.nn.functional.conv1d(ad, w)  # (-1, 2, n/2): even and odd samples
+        return out.transpose(-1, -2).reshape(lead + (n,))
 
     def _analysis2d(self, x):
         x = self._analysis_last(x)

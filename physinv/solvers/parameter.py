@@ -126,8 +126,7 @@ def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise
     if iterative is None:
         iterative = factorization is None and not A.has_svd
     if not iterative:
-        F = factorization if factorization is not None else A.svd()
-        lam, curve = _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid)
+        lam, curve = _spectral(A, factorization, y, batch, method, sigma, tau, lam_range, n_grid)
     else:
         lam, curve = _iterative(A, y, batch, method, sigma, tau, lam_range, n_grid or 12, n_probes,
                                 n_iter, seed)
@@ -166,33 +165,46 @@ def estimate_noise(A: LinearOperator, y: torch.Tensor, factorization: Factorizat
 
 # ------------------------------------------------------------- spectral
 def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
+    from .spectral import _half_weights, circular_transfer
+
     nout = len(A.out_shape)
     m = math.prod(A.out_shape)
-    s = F.s.to(device=y.device, dtype=torch.float64).reshape(-1)
-    beta2 = (F.U.adjoint(y).abs() ** 2).to(torch.float64).reshape(-1, s.numel())
-    y2 = (pnorm(y, nout).to(torch.float64) ** 2).reshape(-1)
-    perp = (y2 - beta2.sum(-1)).clamp_min(0.0)
+    H = circular_transfer(A, y) if (F is None and not y.is_complex()) else None
+    if H is not None:  # circular convolution: the rfft2 half spectrum, each index weighted by multiplicity
+        s = H.abs().to(torch.float64)
+        weights = _half_weights(A.in_shape, y.device, torch.float64).reshape(-1)
+        s = s.reshape(-1)
+        beta2 = (torch.fft.rfft2(y.to(torch.float64)).abs() ** 2 / m).reshape(-1, s.numel())
+        perp = torch.zeros(beta2.shape[0], dtype=torch.float64, device=y.device)
+    else:
+        F = F if F is not None else A.svd()
+        s = F.s.to(device=y.device, dtype=torch.float64).reshape(-1)
+        weights = torch.ones_like(s)
+        beta2 = (F.U.adjoint(y).abs() ** 2).to(torch.float64).reshape(-1, s.numel())
+        y2 = (pnorm(y, nout).to(torch.float64) ** 2).reshape(-1)
+        perp = (y2 - beta2.sum(-1)).clamp_min(0.0)
+    beta2 = beta2 * weights
     smax2 = float(s.max()) ** 2
     if smax2 == 0:
         raise ValueError("choose_lambda: the operator is zero")
     lo, hi = lam_range if lam_range is not None else (1e-12 * smax2, 10.0 * smax2)
     s2 = s * s
 
-    def curves(lam):  # lam: (B, G) -> rho, eta, trace each (B, G)
+    def curves(lam, need_eta=True):  # lam: (B, G) -> rho, eta, trace each (B, G)
         rho = torch.empty_like(lam)
         eta = torch.empty_like(lam)
         tr = torch.empty_like(lam)
         for g in range(lam.shape[1]):  # loop over the grid keeps memory at O(B * r)
             la = lam[:, g:g + 1]
-            den = s2 + la
-            phi = s2 / den
-            rho[:, g] = ((1 - phi) ** 2 * beta2).sum(-1) + perp
-            eta[:, g] = ((s / den) ** 2 * beta2).sum(-1)
-            tr[:, g] = phi.sum(-1)
+            q = la / (s2 + la)  # 1 - phi
+            rho[:, g] = (q * q * beta2).sum(-1) + perp
+            if need_eta:
+                eta[:, g] = ((s / (s2 + la)) ** 2 * beta2).sum(-1)
+            tr[:, g] = ((1 - q) * weights).sum(-1)
         return rho, eta, tr
 
     def gcv(lam):
-        rho, _, tr = curves(lam)
+        rho, _, tr = curves(lam, need_eta=False)
         return rho / (m - tr).clamp_min(1e-12 * m) ** 2
 
     B = beta2.shape[0]
@@ -205,7 +217,7 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
         a = torch.log(grid[(i - 1).clamp_min(0)])
         b = torch.log(grid[(i + 1).clamp_max(G - 1)])
         lam = _golden(lambda t: gcv(t.exp()[:, None])[:, 0], a, b)
-        rho, _, tr = curves(lam[:, None])
+        rho, _, tr = curves(lam[:, None], need_eta=False)
         sigma_hat = (rho[:, 0] / (m - tr[:, 0]).clamp_min(1e-12 * m)).sqrt()
         curve = {"lam": grid.cpu(), "gcv": vals.cpu(), "noise_sigma": sigma_hat}
     elif method == "discrepancy":
@@ -213,7 +225,7 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
         target = target.expand(B)
 
         def rho_of(t):
-            return curves(t.exp()[:, None])[0][:, 0]
+            return curves(t.exp()[:, None], need_eta=False)[0][:, 0]
 
         a = torch.full((B,), math.log(lo), dtype=torch.float64, device=y.device)
         b = torch.full((B,), math.log(hi), dtype=torch.float64, device=y.device)

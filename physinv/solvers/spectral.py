@@ -24,6 +24,32 @@ from .result import (
 __all__ = ["tikhonov", "tsvd", "wiener", "spectral_filter"]
 
 
+def circular_transfer(A: LinearOperator, like: torch.Tensor) -> torch.Tensor | None:
+    """The half-spectrum transfer function of a circular :class:`Convolution` (else ``None``).
+
+    Spectral filters of a circular convolution need only ``rfft2`` of the data
+    and this transfer function ``H`` (``A = F^H diag(H) F``): the fast path
+    used by :func:`tikhonov`, :func:`wiener` and :func:`choose_lambda` when no
+    factorization is passed. Same result as going through ``A.svd()`` (to
+    rounding), without building the full-spectrum factorization.
+    """
+    from ..operators.convolution import Convolution
+
+    if type(A) is Convolution and A.boundary == "circular":
+        return A._like("tf", like)
+    return None
+
+
+def _half_weights(shape: tuple[int, int], device, dtype) -> torch.Tensor:
+    """Multiplicity of each rfft2 index in the full spectrum (1 or 2)."""
+    W = shape[-1]
+    w = torch.full((W // 2 + 1,), 2.0, dtype=dtype, device=device)
+    w[0] = 1.0
+    if W % 2 == 0:
+        w[-1] = 1.0
+    return w.expand(shape[0], W // 2 + 1)
+
+
 def _factorization(A: LinearOperator, factorization: Factorization | None, fn: str) -> Factorization:
     if factorization is not None:
         if not isinstance(factorization, Factorization):
@@ -139,7 +165,8 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
     if spectral and factorization is None and not A.has_svd:
         raise FactorizationError(f"{fn}: method='spectral' needs an exact factorization, and "
                                  f"{type(A).__name__} has none")
-    F = _factorization(A, factorization, fn) if spectral else None
+    H = circular_transfer(A, y) if (spectral and factorization is None and not y.is_complex()) else None
+    F = _factorization(A, factorization, fn) if (spectral and H is None) else None
     info: dict[str, Any] = {}
     if isinstance(lam, str):
         from .parameter import choose_lambda
@@ -152,8 +179,16 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
     info["lam"] = lam
     if spectral:
         lam_t = lam.to(device=y.device) if isinstance(lam, torch.Tensor) else lam
-        res = _closed_form(A, y, F.tikhonov(y, lam_t), residual, **info)
-        return res
+        if H is not None:
+            if isinstance(lam_t, torch.Tensor):
+                lam_t = expand(lam_t.to(y.dtype), 2)
+            den = H.abs() ** 2 + lam_t
+            filt = torch.where(den > 0, H.conj() / torch.where(den > 0, den, torch.ones_like(den)),
+                               torch.zeros_like(H))
+            x = torch.fft.irfft2(torch.fft.rfft2(y) * filt, s=A.in_shape)
+        else:
+            x = F.tikhonov(y, lam_t)
+        return _closed_form(A, y, x, residual, **info)
     damp = lam.sqrt() if isinstance(lam, torch.Tensor) else math.sqrt(lam)
     res = cgls(A, y, n_iter=n_iter, tol=tol, damp=damp, x0=x0, callback=callback, progress=progress)
     res.info.update(info)
@@ -243,7 +278,6 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
     batch = tuple(y.shape[: y.dim() - nout])
     sig2 = torch.as_tensor(noise_sigma, dtype=real, device=y.device) ** 2
     sig2 = expand(torch.broadcast_to(sig2, batch), ns)
-    floor = torch.finfo(real).eps
     if isinstance(signal_psd, torch.Tensor):
         P = signal_psd.to(device=y.device, dtype=real)
         if tuple(P.shape[P.dim() - ns:]) != tuple(s.shape):
@@ -262,8 +296,16 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
         w = rad.clamp_min(1.0) ** (-float(psd_exponent))
     else:
         raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got {signal_psd!r}")
-    # E|beta_i|^2 - sigma^2 = c * s_i^2 w_i: estimate c robustly (median, so that the image mean in
-    # the DC term does not dominate) over the well-conditioned indices s_i^2 >= 0.1 max s^2.
+    return _power_model(s, beta2, sig2, w, beta.is_complex())
+
+
+def _power_model(s: torch.Tensor, beta2: torch.Tensor, sig2: torch.Tensor, w: torch.Tensor,
+                 complex_coeffs: bool) -> torch.Tensor:
+    """``P = c w`` with ``c`` the robust (median) fit of ``|beta|^2 - sigma^2 = c s^2 w``."""
+    ns = s.dim()
+    floor = torch.finfo(s.dtype).eps
+    # estimate c over the well-conditioned indices s^2 >= 0.1 max s^2 (at least 16); the median
+    # keeps the image mean in the DC term from dominating.
     flat_s = s.reshape(-1)
     keep = flat_s**2 >= 0.1 * flat_s.max() ** 2
     if int(keep.sum()) < 16:
@@ -273,7 +315,7 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
     est = ((beta2 - sig2).reshape(beta2.shape[: beta2.dim() - ns] + (-1,))[..., keep]) / a
     # |beta|^2 of a complex Gaussian coefficient is exponential (median = mean * ln 2); of a real
     # one, chi-square with one degree of freedom (median = mean * 0.4549)
-    c = est.median(dim=-1).values / (math.log(2.0) if beta.is_complex() else 0.454936423119572)
+    c = est.median(dim=-1).values / (math.log(2.0) if complex_coeffs else 0.454936423119572)
     c = c.clamp_min(floor * float(a.max()))
     return expand(c, ns) * w
 
@@ -321,6 +363,34 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
     A = check_operator(A, fn)
     batch = check_data(A, y, fn)
     sigma = check_param(noise_sigma, "noise_sigma", fn, batch)
+    H = circular_transfer(A, y) if (factorization is None and not y.is_complex()) else None
+    info = {"noise_sigma": sigma, "signal_psd": signal_psd if isinstance(signal_psd, str) else "given"}
+    if H is not None:  # circular convolution: everything on the rfft2 half spectrum
+        shape = A.in_shape
+        Y = torch.fft.rfft2(y)
+        sh = H.abs()
+        sig2 = torch.as_tensor(sigma, dtype=y.dtype, device=y.device) ** 2
+        sig2 = expand(torch.broadcast_to(sig2, batch), 2)
+        if isinstance(signal_psd, torch.Tensor):
+            P = signal_psd.to(device=y.device, dtype=y.dtype)
+            if tuple(P.shape[-2:]) != shape or not bool(torch.isfinite(P).all()) or bool((P < 0).any()):
+                raise ValueError(f"wiener: signal_psd must be finite, >= 0, with trailing shape {shape}")
+            P = P[..., : shape[-1] // 2 + 1]
+        else:
+            if signal_psd == "flat":
+                w = torch.ones_like(sh)
+            elif signal_psd == "power-law":
+                fy = torch.fft.fftfreq(shape[0], d=1.0 / shape[0], device=y.device, dtype=y.dtype)
+                fx = torch.fft.rfftfreq(shape[1], d=1.0 / shape[1], device=y.device, dtype=y.dtype)
+                w = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp_min(1.0) ** (-float(psd_exponent))
+            else:
+                raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got "
+                                 f"{signal_psd!r}")
+            P = _power_model(sh, Y.abs() ** 2 / math.prod(shape), sig2, w, True)
+        den = sh**2 * P + sig2
+        filt = torch.where(den > 0, H.conj() * P / torch.where(den > 0, den, torch.ones_like(den)),
+                           torch.zeros_like(H))
+        return _closed_form(A, y, torch.fft.irfft2(Y * filt, s=shape), residual, **info)
     F = _factorization(A, factorization, fn)
     P = signal_power(F, y, sigma, signal_psd, psd_exponent)
     real = y.real.dtype if y.is_complex() else y.dtype
@@ -329,5 +399,4 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
     sig2 = expand(torch.broadcast_to(sig2, batch), s.dim())
     den = s**2 * P + sig2
     fs = torch.where(den > 0, s * P / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
-    return _closed_form(A, y, F.apply_filter(y, fs), residual, noise_sigma=sigma,
-                        signal_psd=signal_psd if isinstance(signal_psd, str) else "given")
+    return _closed_form(A, y, F.apply_filter(y, fs), residual, **info)
