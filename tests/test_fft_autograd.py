@@ -42,6 +42,15 @@ def test_spectral_filter_gradcheck(H, W, with_c):
     assert gradcheck(lambda y, f: spectral_filter(y, f, cc), (y, f))
 
 
+def test_spectral_filter_gradcheck_scale_add():
+    y, f, c = _setup(6, 7)
+    t = torch.tensor(0.7, dtype=f64, requires_grad=True)
+    a = torch.randn(2, 6, 7, dtype=f64, requires_grad=True)
+    assert gradcheck(lambda y, f, t, a: spectral_filter(y, f, c, scale=t, add=a), (y, f, t, a))
+    out = spectral_filter(y, f, c, scale=t, add=a)
+    torch.testing.assert_close(out, a + t * plain_spectral_filter(y, f, c))
+
+
 def test_spectral_filter_gradcheck_broadcast_filter():
     # a per-sample filter (leading dims of f) and a shared one broadcast over channels
     y, f, c = _setup(6, 6, lead=(3, 2), f_lead=(3, 1))

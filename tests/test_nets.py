@@ -317,3 +317,17 @@ def test_cnns_shapes_dtypes_and_baselines():
     assert torch.equal(DataDriven(DnCNN(depth=3, channels=4, residual=True))(y), y)
     with pytest.raises(ValueError, match="adjoint"):
         DataDriven(model, input="adjoint")
+
+
+def test_state_dict_roundtrip():
+    A = Convolution(psf.gaussian(1.5, 7), (16, 16))
+    for kw in ({}, {"parametric": True, "hidden": 8}):
+        net = SpectralFilterNet(A, **kw)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)))
+        new = SpectralFilterNet(A, **kw)
+        new.load_state_dict(net.state_dict())
+        y = A(_rand(2, 16, 16)).float()
+        args = (0.02,) if kw else ()
+        torch.testing.assert_close(new(y, *args), net(y, *args))

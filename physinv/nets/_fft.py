@@ -73,32 +73,46 @@ def hermitian_symmetrize(f: torch.Tensor, width: int) -> torch.Tensor:
 
 class _SpectralFilter(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y, f, c, shape):  # type: ignore[override]
+    def forward(ctx, y, f, c, shape, scale, add):  # type: ignore[override]
         m = f if c is None else c * f
         out = torch.fft.irfft2(torch.fft.rfft2(y) * m, s=shape)
+        if scale is not None:
+            out = out * scale
+        if add is not None:
+            out = out + add
         # Keep only what the backward needs: y (an input, never a spectrum)
-        # when f needs a gradient, and the filter itself.
-        ctx.save_for_backward(y if ctx.needs_input_grad[1] else None, f, c)
+        # when f or scale needs a gradient, the filter and the scale.
+        need_y = ctx.needs_input_grad[1] or ctx.needs_input_grad[4]
+        ctx.save_for_backward(y if need_y else None, f, c, scale)
         ctx.shape = shape
         ctx.y_shape = y.shape
+        ctx.add_shape = None if add is None else add.shape
         return out
 
     @staticmethod
     def backward(ctx, g):  # type: ignore[override]
-        y, f, c = ctx.saved_tensors
+        y, f, c, scale = ctx.saved_tensors
         shape = ctx.shape
         G = torch.fft.rfft2(g)
-        gy = gf = None
+        gy = gf = gscale = gadd = None
         if ctx.needs_input_grad[0]:
             m = f if c is None else c.conj() * f
+            if scale is not None:
+                m = m * scale
             gy = torch.fft.irfft2(G * m, s=shape).sum_to_size(ctx.y_shape)
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[4]:
             prod = torch.fft.rfft2(y) * G.conj()
             if c is not None:
                 prod = prod * c
             w = column_weights(shape[-1], dtype=f.dtype, device=f.device) / (shape[0] * shape[1])
-            gf = (prod.real * w).sum_to_size(f.shape)
-        return gy, gf, None, None
+            dfull = prod.real * w  # d<g, irfft2(Y c f)>/df, before reduction to f's shape
+            if ctx.needs_input_grad[4]:
+                gscale = (dfull * f).sum().reshape(scale.shape)
+            if ctx.needs_input_grad[1]:
+                gf = (dfull if scale is None else dfull * scale).sum_to_size(f.shape)
+        if ctx.needs_input_grad[5]:
+            gadd = g.sum_to_size(ctx.add_shape)
+        return gy, gf, None, None, gscale, gadd
 
 
 def _check(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None, shape: tuple[int, int]) -> None:
@@ -121,8 +135,13 @@ def _check(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None, shape: tupl
 
 
 def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = None,
-                    shape: tuple[int, int] | None = None) -> torch.Tensor:
-    """``irfft2(rfft2(y) * c * f, s=shape)`` with a memory-lean custom backward.
+                    shape: tuple[int, int] | None = None, scale: torch.Tensor | None = None,
+                    add: torch.Tensor | None = None) -> torch.Tensor:
+    """``add + scale * irfft2(rfft2(y) * c * f, s=shape)`` with a memory-lean custom backward.
+
+    The optional scalar ``scale`` and summand ``add`` let one unrolled layer
+    ``x + t * P A^H r`` be a single autograd node that keeps only ``r``: the
+    gradient of ``scale`` comes from the same spectra as that of ``f``.
 
     Parameters
     ----------
@@ -138,6 +157,10 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
         array is, for the map to be a real circular convolution.
     shape : (int, int), optional
         Spatial shape, default ``y.shape[-2:]``.
+    scale : torch.Tensor, optional
+        A 0-d (possibly trainable) factor.
+    add : torch.Tensor, optional
+        A (possibly differentiable) tensor added to the result.
 
     Returns
     -------
@@ -166,10 +189,21 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
         want = torch.complex128 if y.dtype == torch.float64 else torch.complex64
         if c.dtype != want:
             c = c.to(want)
-    if torch.is_grad_enabled() and (y.requires_grad or f.requires_grad):
-        out = _SpectralFilter.apply(y, f, c, shape)
+    if scale is not None:
+        if not isinstance(scale, torch.Tensor) or scale.dim() != 0:
+            raise ValueError(f"spectral_filter: scale must be a 0-d tensor, got {scale!r:.80}")
+        scale = scale.to(y.dtype)
+    if add is not None:
+        add = add.to(y.dtype) if add.dtype in _HALF else add
+    grads = any(t is not None and t.requires_grad for t in (y, f, scale, add))
+    if torch.is_grad_enabled() and grads:
+        out = _SpectralFilter.apply(y, f, c, shape, scale, add)
     else:
         out = plain_spectral_filter(y, f, c, shape)
+        if scale is not None:
+            out = out * scale
+        if add is not None:
+            out = out + add
     return out.to(dtype) if dtype in _HALF else out
 
 

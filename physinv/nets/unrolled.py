@@ -173,12 +173,13 @@ class UnrolledLandweber(_Unrolled):
         for k in range(self.n_layers):
             r = y - self._fwd(x)
             if p is None:
-                z = self._adj(r)
-            else:
+                x = x + steps[k] * self._adj(r)
+            elif self.fft_path == "autograd":
                 c = self._const("tf", r, complex_=True).conj()
-                fn = plain_spectral_filter if self.fft_path == "autograd" else spectral_filter
-                z = fn(r, p, c, self.shape)
-            x = x + steps[k] * z
+                x = x + steps[k] * plain_spectral_filter(r, p, c, self.shape)
+            else:  # one autograd node per layer that keeps only r
+                c = self._const("tf", r, complex_=True).conj()
+                x = spectral_filter(r, p, c, self.shape, scale=steps[k], add=x)
         return x
 
     def filter_factors(self, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
