@@ -165,7 +165,7 @@ def estimate_noise(A: LinearOperator, y: torch.Tensor, factorization: Factorizat
 
 # ------------------------------------------------------------- spectral
 def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
-    from .spectral import _half_weights, circular_transfer
+    from .spectral import _abs2, _half_weights, circular_transfer
 
     nout = len(A.out_shape)
     m = math.prod(A.out_shape)
@@ -174,7 +174,7 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
         s = H.abs().to(torch.float64)
         weights = _half_weights(A.in_shape, y.device, torch.float64).reshape(-1)
         s = s.reshape(-1)
-        beta2 = (torch.fft.rfft2(y.to(torch.float64)).abs() ** 2 / m).reshape(-1, s.numel())
+        beta2 = (_abs2(torch.fft.rfft2(y.to(torch.float64))) / m).reshape(-1, s.numel())
         perp = torch.zeros(beta2.shape[0], dtype=torch.float64, device=y.device)
     else:
         F = F if F is not None else A.svd()

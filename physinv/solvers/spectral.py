@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -182,9 +183,9 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
         if H is not None:
             if isinstance(lam_t, torch.Tensor):
                 lam_t = expand(lam_t.to(y.dtype), 2)
-            den = H.abs() ** 2 + lam_t
-            filt = torch.where(den > 0, H.conj() / torch.where(den > 0, den, torch.ones_like(den)),
-                               torch.zeros_like(H))
+            den = _abs2(H) + lam_t
+            filt = H.conj() * torch.where(den > 0, 1.0 / torch.where(den > 0, den, torch.ones_like(den)),
+                                          torch.zeros_like(den))
             x = torch.fft.irfft2(torch.fft.rfft2(y) * filt, s=A.in_shape)
         else:
             x = F.tikhonov(y, lam_t)
@@ -296,22 +297,38 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
         w = rad.clamp_min(1.0) ** (-float(psd_exponent))
     else:
         raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got {signal_psd!r}")
-    return _power_model(s, beta2, sig2, w, beta.is_complex())
+    return _power_model(s * s, beta2, sig2, w, beta.is_complex())
 
 
-def _power_model(s: torch.Tensor, beta2: torch.Tensor, sig2: torch.Tensor, w: torch.Tensor,
+@functools.lru_cache(maxsize=16)
+def _power_law_half(shape: tuple[int, int], exponent: float, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """``max(|f|, 1)^-exponent`` on the rfft2 half grid (cached: it depends only on the shape)."""
+    fy = torch.fft.fftfreq(shape[0], d=1.0 / shape[0], dtype=dtype, device=device)
+    fx = torch.fft.rfftfreq(shape[1], d=1.0 / shape[1], dtype=dtype, device=device)
+    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp_min(1.0) ** (-exponent)
+
+
+def _abs2(z: torch.Tensor) -> torch.Tensor:
+    """``|z|^2`` without the square root of ``abs``."""
+    if not z.is_complex():
+        return z * z
+    r = torch.view_as_real(z)
+    return r[..., 0].square() + r[..., 1].square()
+
+
+def _power_model(s2: torch.Tensor, beta2: torch.Tensor, sig2: torch.Tensor, w: torch.Tensor,
                  complex_coeffs: bool) -> torch.Tensor:
-    """``P = c w`` with ``c`` the robust (median) fit of ``|beta|^2 - sigma^2 = c s^2 w``."""
-    ns = s.dim()
-    floor = torch.finfo(s.dtype).eps
+    """``P = c w`` with ``c`` the robust (median) fit of ``|beta|^2 - sigma^2 = c s^2 w`` (``s2 = s^2``)."""
+    ns = s2.dim()
+    floor = torch.finfo(s2.dtype).eps
     # estimate c over the well-conditioned indices s^2 >= 0.1 max s^2 (at least 16); the median
     # keeps the image mean in the DC term from dominating.
-    flat_s = s.reshape(-1)
-    keep = flat_s**2 >= 0.1 * flat_s.max() ** 2
+    flat = s2.reshape(-1)
+    keep = flat >= 0.1 * flat.max()
     if int(keep.sum()) < 16:
         keep = torch.zeros_like(keep)
-        keep[torch.topk(flat_s, min(16, flat_s.numel())).indices] = True
-    a = (s**2 * w).reshape(-1)[keep]
+        keep[torch.topk(flat, min(16, flat.numel())).indices] = True
+    a = (s2 * w).reshape(-1)[keep]
     est = ((beta2 - sig2).reshape(beta2.shape[: beta2.dim() - ns] + (-1,))[..., keep]) / a
     # |beta|^2 of a complex Gaussian coefficient is exponential (median = mean * ln 2); of a real
     # one, chi-square with one degree of freedom (median = mean * 0.4549)
@@ -368,7 +385,7 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
     if H is not None:  # circular convolution: everything on the rfft2 half spectrum
         shape = A.in_shape
         Y = torch.fft.rfft2(y)
-        sh = H.abs()
+        h2 = _abs2(H)
         sig2 = torch.as_tensor(sigma, dtype=y.dtype, device=y.device) ** 2
         sig2 = expand(torch.broadcast_to(sig2, batch), 2)
         if isinstance(signal_psd, torch.Tensor):
@@ -378,18 +395,16 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
             P = P[..., : shape[-1] // 2 + 1]
         else:
             if signal_psd == "flat":
-                w = torch.ones_like(sh)
+                w = torch.ones_like(h2)
             elif signal_psd == "power-law":
-                fy = torch.fft.fftfreq(shape[0], d=1.0 / shape[0], device=y.device, dtype=y.dtype)
-                fx = torch.fft.rfftfreq(shape[1], d=1.0 / shape[1], device=y.device, dtype=y.dtype)
-                w = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp_min(1.0) ** (-float(psd_exponent))
+                w = _power_law_half(shape, float(psd_exponent), y.dtype, str(y.device))
             else:
                 raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got "
                                  f"{signal_psd!r}")
-            P = _power_model(sh, Y.abs() ** 2 / math.prod(shape), sig2, w, True)
-        den = sh**2 * P + sig2
-        filt = torch.where(den > 0, H.conj() * P / torch.where(den > 0, den, torch.ones_like(den)),
-                           torch.zeros_like(H))
+            P = _power_model(h2, _abs2(Y) / math.prod(shape), sig2, w, True)
+        den = h2 * P + sig2
+        filt = H.conj() * torch.where(den > 0, P / torch.where(den > 0, den, torch.ones_like(den)),
+                                      torch.zeros_like(den))
         return _closed_form(A, y, torch.fft.irfft2(Y * filt, s=shape), residual, **info)
     F = _factorization(A, factorization, fn)
     P = signal_power(F, y, sigma, signal_psd, psd_exponent)
