@@ -446,3 +446,21 @@ def test_bad_input_is_reported_with_the_argument_name():
         landweber(A, y, step=-1.0)
     with pytest.raises(ValueError, match="noise_sigma"):
         landweber(A, y, noise_sigma=-0.1)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_solvers_on_cuda_match_cpu():
+    A, _, y = blur_problem(n=16, batch=(2,), seed=26)
+    Ag, yg = Convolution(psf.gaussian(1.5), (16, 16)).cuda(), y.cuda()
+    W, Wg = Wavelet2D((16, 16), "db2"), Wavelet2D((16, 16), "db2").cuda()
+    pairs = [
+        (tikhonov(A, y, "gcv").x, tikhonov(Ag, yg, "gcv").x),
+        (wiener(A, y, 0.01, "power-law").x, wiener(Ag, yg, 0.01, "power-law").x),
+        (cgls(A, y, n_iter=20).x, cgls(Ag, yg, n_iter=20).x),
+        (fista(A, y, 0.01, n_iter=20, transform=W).x, fista(Ag, yg, 0.01, n_iter=20, transform=Wg).x),
+        (tv(A, y, 0.01, n_iter=20).x, tv(Ag, yg, 0.01, n_iter=20).x),
+        (richardson_lucy(A, y.clamp_min(0), n_iter=10).x, richardson_lucy(Ag, yg.clamp_min(0), n_iter=10).x),
+    ]
+    for cpu, gpu in pairs:
+        assert gpu.is_cuda and torch.allclose(gpu.cpu(), cpu, atol=1e-8)
