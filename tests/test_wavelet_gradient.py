@@ -160,3 +160,13 @@ def test_gradient_bad_input():
     with pytest.raises(ValueError, match="trailing shape"):
         G.adjoint(torch.zeros(4, 4))
     assert from_config(G.to_config()).boundary == "neumann"
+
+
+@settings(max_examples=20, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), boundary=st.sampled_from(["neumann", "circular"]),
+       batch=st.sampled_from([(), (2,), (1, 3)]), seed=st.integers(0, 10))
+def test_gradient_adjoint_property(h, w, boundary, batch, seed):
+    G = Gradient((h, w), boundary)
+    assert dot_test(G, seed=seed, batch=batch) < 1e-12
+    x = torch.randn(batch + (h, w), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    assert torch.allclose(G(x + 3.0), G(x))  # constants have zero gradient
