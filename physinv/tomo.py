@@ -161,7 +161,8 @@ def fbp(sinogram: torch.Tensor, A: Radon, filter: str | None = "ramp") -> torch.
     True
     """
     if not isinstance(A, Radon):
-        raise TypeError(f"A must be a physinv.operators.Radon, got {type(A).__name__}")
+        hint = " (the filter goes third: fbp(y, A, filter=...))" if isinstance(A, str) else ""
+        raise TypeError(f"A must be a physinv.operators.Radon, got {type(A).__name__}{hint}")
     LinearOperator._check(sinogram, A.out_shape, "sinogram", "fbp")
     if sinogram.is_complex():
         raise TypeError("fbp: sinogram must be real")

@@ -15,7 +15,7 @@ from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
 from physinv.operators import Radon, from_config
-from physinv.testing import dot_test
+from physinv.testing import check_operator, dot_test
 from physinv.tomo import FILTERS, fbp, filter_sinogram, ramp_filter
 
 
@@ -73,6 +73,14 @@ def test_linearity_batching_and_dtype(A, seed, dtype):
     b = A.adjoint(y)
     assert b.shape == x.shape and b.dtype == dtype
     torch.testing.assert_close(A.adjoint(y[0, 1]), b[0, 1], **tol)
+
+
+@pytest.mark.parametrize(
+    "geometry", [dict(image_size=9, angles=7), dict(image_size=(6, 11), angles=[5.0, 95.0], circle=False)]
+)
+def test_passes_the_operator_battery(geometry):
+    errors = check_operator(Radon(**geometry), batch=(2, 1))
+    assert errors["dot64"] < 1e-12 and errors["svd"] < 1e-10
 
 
 def test_axis_angles_are_column_and_row_sums():
@@ -239,6 +247,7 @@ def test_svd_disk_cache_round_trip(tmp_path):
 
 
 def test_svd_refuses_requests_that_do_not_fit():
+    assert Radon(8, 5).has_svd
     A = Radon(128, 90)
     assert not A.has_svd
     with pytest.raises(ValueError, match="GiB"):
@@ -295,6 +304,24 @@ def test_same_geometry_shares_the_system_matrix():
     A, B = Radon(20, 11), Radon(20, 11)
     assert A._A is B._A and A._AT is B._AT
     assert Radon(20, 12)._A is not A._A
+
+
+def test_system_matrix_disk_cache(tmp_path):
+    import physinv.operators.radon as radon_module
+
+    angles = [3.0, 47.0, 101.0]
+    A = Radon(13, angles, cache_dir=tmp_path)
+    files = [f for f in os.listdir(tmp_path) if f.startswith("radon_system_")]
+    assert len(files) == 1
+    dense = A.to_dense()
+    del A
+    radon_module._SYSTEMS.clear()
+    radon_module._RECENT.clear()
+    B = Radon(13, angles, cache_dir=tmp_path)  # read back from the file
+    torch.testing.assert_close(B.to_dense(), dense, rtol=0, atol=0)
+    assert dot_test(B) < 1e-12
+    Radon(13, angles + [150.0], cache_dir=tmp_path)
+    assert len([f for f in os.listdir(tmp_path) if f.startswith("radon_system_")]) == 2
 
 
 def test_complex_inputs_map_real_and_imaginary_parts():

@@ -59,6 +59,10 @@ __all__ = ["Radon", "radon_matrix_nbytes"]
 SVD_MAX_BYTES = 4 * 2**30
 #: Systems at most this large (bytes) stay cached in-process after their last operator is gone.
 _KEEP_BYTES = 512 * 2**20
+#: ``has_svd`` is True up to this dense-SVD cost (``m n min(m, n)``) or once svd() has run.
+_QUICK_SVD_FLOPS = 1e10
+#: Version of the weights' definition; part of the on-disk cache key.
+_FORMAT = 1
 
 
 # --------------------------------------------------------------- geometry
@@ -188,8 +192,8 @@ _SYSTEMS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _RECENT: OrderedDict = OrderedDict()
 
 
-def _build_system(h: int, w: int, angles: np.ndarray, n_det: int, circle: bool,
-                  progress: bool = False) -> _System:
+def _build_transpose(h: int, w: int, angles: np.ndarray, n_det: int, circle: bool,
+                     progress: bool = False):
     """Build ``A^T`` row block by row block (pixels x all angles), then transpose it in C.
 
     Each block is evaluated in float64 (positions) and float32 (weights) in
@@ -282,6 +286,10 @@ def _build_system(h: int, w: int, angles: np.ndarray, n_det: int, circle: bool,
     np.cumsum(indptr, out=indptr)
     AT = sp.csr_matrix((data, indices, indptr.astype(idx_dtype)), shape=(n_img, m), copy=False)
     del data, indices
+    return AT
+
+
+def _system_from_transpose(AT) -> _System:
     A = AT.transpose().tocsr()  # csc -> csr: a counting sort in C, O(nnz)
     A.sort_indices()
     return _System(_to_torch(A), _to_torch(AT))
@@ -296,11 +304,35 @@ def _to_torch(M) -> torch.Tensor:
                                        size=M.shape, check_invariants=False)
 
 
-def _get_system(h, w, angles, n_det, circle, progress=False) -> _System:
+def _build_system(h, w, angles, n_det, circle, progress=False, cache_dir=None) -> _System:
+    """Build (or read from ``cache_dir``) ``A^T``, then derive ``A``."""
+    import scipy.sparse as sp
+
+    path = None
+    if cache_dir is not None:
+        desc = json.dumps({"format": _FORMAT, "image_size": [h, w], "n_detectors": n_det,
+                           "circle": bool(circle), "angles": hashlib.sha256(angles.tobytes()).hexdigest()},
+                          sort_keys=True)
+        name = f"radon_system_{hashlib.sha256(desc.encode()).hexdigest()[:24]}.npz"
+        path = os.path.join(os.path.expanduser(os.fspath(cache_dir)), name)
+        if os.path.exists(path):
+            with np.load(path, allow_pickle=False) as z:
+                shape = (h * w, angles.size * n_det)
+                if tuple(z["shape"]) == shape and z["angles"].tobytes() == angles.tobytes():
+                    AT = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape, copy=False)
+                    return _system_from_transpose(AT)
+    AT = _build_transpose(h, w, angles, n_det, circle, progress)
+    if path is not None:
+        _atomic_savez(path, data=AT.data, indices=AT.indices, indptr=AT.indptr,
+                      shape=np.array(AT.shape), angles=angles)
+    return _system_from_transpose(AT)
+
+
+def _get_system(h, w, angles, n_det, circle, progress=False, cache_dir=None) -> _System:
     key = (h, w, n_det, bool(circle), hashlib.sha1(angles.tobytes()).hexdigest())
     sysm = _SYSTEMS.get(key)
     if sysm is None:
-        sysm = _build_system(h, w, angles, n_det, circle, progress)
+        sysm = _build_system(h, w, angles, n_det, circle, progress, cache_dir)
         _SYSTEMS[key] = sysm
     if sysm.nbytes <= _KEEP_BYTES:  # keep a few small systems alive for rebuilt operators
         _RECENT[key] = sysm
@@ -351,6 +383,11 @@ class Radon(LinearOperator):
         it are ignored by the projection, and the adjoint is zero there.
     progress : bool
         Show a progress bar while the system matrix is built.
+    cache_dir : str or path, optional
+        Directory of an on-disk cache of the system matrix (``.npz`` of
+        ``A^T``, about half of :attr:`nbytes`, written atomically, keyed by
+        a hash of the geometry): later processes read it instead of
+        rebuilding. Not part of :meth:`to_config`.
 
     Notes
     -----
@@ -374,7 +411,8 @@ class Radon(LinearOperator):
     """
 
     def __init__(self, image_size: Any, angles: Any, n_detectors: int | None = None,
-                 circle: bool = True, progress: bool = False) -> None:
+                 circle: bool = True, progress: bool = False,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         h, w = _image_size(image_size)
         if not isinstance(circle, (bool, np.bool_)):
             raise TypeError(f"circle must be a bool, got {type(circle).__name__}")
@@ -395,7 +433,7 @@ class Radon(LinearOperator):
         self.angles = theta
         self.n_detectors = n_det
         self.circle = circle
-        system = _get_system(h, w, theta, n_det, circle, progress)
+        system = _get_system(h, w, theta, n_det, circle, progress, cache_dir)
         self._system = system  # keeps the shared pair alive while this operator lives
         self.register_buffer("_A", system.A, persistent=False)
         self.register_buffer("_AT", system.AT, persistent=False)
@@ -507,7 +545,17 @@ class Radon(LinearOperator):
         return 8 * (2 * m * r + m * k + 2 * r * k + 4 * k * k)
 
     def _has_exact_svd(self) -> bool:
-        return self._dense_svd_bytes() <= SVD_MAX_BYTES
+        # True where svd() is quick (the dense SVD costs about m n^2 flops; 1e10 is a few
+        # seconds, e.g. 32x32 with 180 angles) or already computed, so that solvers which
+        # pick the spectral route on has_svd do not start a minutes-long factorization.
+        # svd() itself works up to its memory budget regardless.
+        if ("dense",) in self._svd_cache:
+            return True
+        m, n = self.shape[0], self.n_pixels
+        return m * n * min(m, n) <= _QUICK_SVD_FLOPS and self._dense_svd_bytes() <= SVD_MAX_BYTES
+
+    def _svd(self) -> Factorization:
+        return self.svd()
 
     def _exact_norm(self) -> float | None:
         for f in self._svd_cache.values():
