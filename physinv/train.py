@@ -597,8 +597,8 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "global_step": self.global_step,
             "best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "stopped_early": self.stopped_early, "acc": dict(self._acc), "acc_n": self._acc_n, "last_lr": self._last_lr,
-            "history": self.history, "rng": all_rng,
+            "stopped_early": self.stopped_early, "acc": dict(self._acc), "acc_n": self._acc_n,
+            "last_lr": self._last_lr, "history": self.history, "rng": all_rng,
             "config": {"seed": self.seed, "batch_size": self.batch_size, "n_train": len(self.train_data),
                        "epochs": self.epochs, "world_size": self.world},
         }
@@ -798,13 +798,13 @@ class Trainer:
         fig = Figure(figsize=(11, 3.4))
         axes = fig.subplots(1, 3)
         for k in losses:
-            axes[0].plot(ep, [r.get(k, float("nan")) for r in hist], label=k)
+            axes[0].plot(ep, [r.get(k, float("nan")) for r in hist], marker=".", label=k)
         axes[0].set_yscale("log")
         axes[0].set_title("losses")
         for k in others:
-            axes[1].plot(ep, [r.get(k, float("nan")) for r in hist], label=k)
+            axes[1].plot(ep, [r.get(k, float("nan")) for r in hist], marker=".", label=k)
         axes[1].set_title("validation metrics")
-        axes[2].plot(ep, [r["lr"] for r in hist])
+        axes[2].plot(ep, [r["lr"] for r in hist], marker=".")
         axes[2].set_title("learning rate")
         for a in axes:
             a.set_xlabel("epoch")
