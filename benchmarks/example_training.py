@@ -23,7 +23,7 @@ from physinv.data import (
 from physinv.metrics import psnr
 from physinv.operators import Convolution
 from physinv.psf import gaussian
-from physinv.train import Trainer, evaluate, load_weights
+from physinv.train import Trainer, evaluate, load_weights, seed_everything
 
 
 class SpectralFilterNet(nn.Module):
@@ -74,6 +74,7 @@ def main(argv=None):
 
     # 2. Train for half the epochs, as if the job had been stopped ...
     def trainer(n_epochs):
+        seed_everything(0)  # the model's random initialization happens here, before the Trainer
         model = SpectralFilterNet(train.operator)  # the operator rebuilt from the file's JSON
         opt = torch.optim.Adam(model.parameters(), lr=5e-3)
         return Trainer(model, nn.functional.mse_loss, opt, train, val, batch_size=16, epochs=n_epochs,

@@ -361,7 +361,9 @@ class Trainer:
     epochs : int
         Number of passes over ``train_data``.
     seed : int
-        Seeds the sample order, the DataLoader workers and all global RNGs.
+        Seeds the sample order, the DataLoader workers and all global RNGs.  The
+        model is built before the Trainer: seed its initialization yourself
+        (:func:`seed_everything`) for runs that are reproducible across processes.
     lr : float
         Learning rate of the default optimizer.
     scheduler : LR scheduler, str or callable, optional
