@@ -1,7 +1,7 @@
 """Parallel-beam Radon transform as a sparse system matrix with an exact adjoint.
 
 Geometry (the conventions of :func:`skimage.transform.radon`)
-------------------------------------------------------------
+-------------------------------------------------------------
 Pixel ``(i, j)`` of an ``(H, W)`` image sits at ``x = j - W // 2`` (to the
 right) and ``y = H // 2 - i`` (upwards). Projection angle ``theta`` (in
 **degrees**) integrates along the direction ``(-sin theta, cos theta)`` and
@@ -62,7 +62,7 @@ _KEEP_BYTES = 512 * 2**20
 #: ``has_svd`` is True up to this dense-SVD cost (``m n min(m, n)``) or once svd() has run.
 _QUICK_SVD_FLOPS = 1e10
 #: Version of the weights' definition; part of the on-disk cache key.
-_FORMAT = 1
+_FORMAT = 2
 
 
 # --------------------------------------------------------------- geometry
@@ -305,7 +305,7 @@ def _to_torch(M) -> torch.Tensor:
 
 
 def _build_system(h, w, angles, n_det, circle, progress=False, cache_dir=None) -> _System:
-    """Build (or read from ``cache_dir``) ``A^T``, then derive ``A``."""
+    """Build ``A^T`` and derive ``A`` by a transpose, or read both from ``cache_dir``."""
     import scipy.sparse as sp
 
     path = None
@@ -317,15 +317,20 @@ def _build_system(h, w, angles, n_det, circle, progress=False, cache_dir=None) -
         path = os.path.join(os.path.expanduser(os.fspath(cache_dir)), name)
         if os.path.exists(path):
             with np.load(path, allow_pickle=False) as z:
-                shape = (h * w, angles.size * n_det)
+                shape = (angles.size * n_det, h * w)
                 if tuple(z["shape"]) == shape and z["angles"].tobytes() == angles.tobytes():
-                    AT = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape, copy=False)
-                    return _system_from_transpose(AT)
+                    A = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape, copy=False)
+                    AT = sp.csr_matrix((z["data_t"], z["indices_t"], z["indptr_t"]), shape=shape[::-1],
+                                       copy=False)
+                    return _System(_to_torch(A), _to_torch(AT))
     AT = _build_transpose(h, w, angles, n_det, circle, progress)
-    if path is not None:
-        _atomic_savez(path, data=AT.data, indices=AT.indices, indptr=AT.indptr,
-                      shape=np.array(AT.shape), angles=angles)
-    return _system_from_transpose(AT)
+    system = _system_from_transpose(AT)
+    if path is not None:  # both matrices: the transpose costs more than reading them back
+        A = system.A
+        _atomic_savez(path, data=A.values().numpy(), indices=A.col_indices().numpy(),
+                      indptr=A.crow_indices().numpy(), data_t=AT.data, indices_t=AT.indices,
+                      indptr_t=AT.indptr, shape=np.array(A.shape), angles=angles)
+    return system
 
 
 def _get_system(h, w, angles, n_det, circle, progress=False, cache_dir=None) -> _System:
@@ -385,15 +390,15 @@ class Radon(LinearOperator):
         Show a progress bar while the system matrix is built.
     cache_dir : str or path, optional
         Directory of an on-disk cache of the system matrix (``.npz`` of
-        ``A^T``, about half of :attr:`nbytes`, written atomically, keyed by
-        a hash of the geometry): later processes read it instead of
+        ``A`` and ``A^T``, :attr:`nbytes` on disk, written atomically, keyed
+        by a hash of the geometry): later processes read it instead of
         rebuilding. Not part of :meth:`to_config`.
 
     Notes
     -----
     Memory: the two CSR matrices take ``radon_matrix_nbytes(...)`` bytes
     (about 8 bytes per entry in float32, 2.6 entries per pixel and angle):
-    about 0.18 GiB for 256x256 with 180 angles and 2.8 GiB for 512x512
+    about 0.35 GiB for 256x256 with 180 angles and 2.8 GiB for 512x512
     with 360 angles. float64 inputs use a float64 copy of the values
     (made on first use, cached). Operators of equal geometry share one
     matrix pair in-process.
@@ -697,6 +702,9 @@ def _atomic_savez(path: str, **arrays: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
