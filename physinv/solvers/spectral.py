@@ -328,12 +328,14 @@ def _power_model(s2: torch.Tensor, beta2: torch.Tensor, sig2: torch.Tensor, w: t
     if int(keep.sum()) < 16:
         keep = torch.zeros_like(keep)
         keep[torch.topk(flat, min(16, flat.numel())).indices] = True
-    a = (s2 * w).reshape(-1)[keep]
-    est = ((beta2 - sig2).reshape(beta2.shape[: beta2.dim() - ns] + (-1,))[..., keep]) / a
+    a = (s2 * w).reshape(-1)
+    a_safe = torch.where(keep, a, torch.ones_like(a))
+    est = (beta2 - sig2).reshape(beta2.shape[: beta2.dim() - ns] + (-1,)) / a_safe
+    est = torch.where(keep, est, torch.full_like(est, float("nan")))
     # |beta|^2 of a complex Gaussian coefficient is exponential (median = mean * ln 2); of a real
     # one, chi-square with one degree of freedom (median = mean * 0.4549)
-    c = est.median(dim=-1).values / (math.log(2.0) if complex_coeffs else 0.454936423119572)
-    c = c.clamp_min(floor * float(a.max()))
+    c = est.nanmedian(dim=-1).values / (math.log(2.0) if complex_coeffs else 0.454936423119572)
+    c = c.clamp_min(floor * float(a[keep].max()))
     return expand(c, ns) * w
 
 
