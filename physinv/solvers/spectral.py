@@ -301,11 +301,13 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
 
 
 @functools.lru_cache(maxsize=16)
-def _power_law_half(shape: tuple[int, int], exponent: float, dtype: torch.dtype, device: str) -> torch.Tensor:
-    """``max(|f|, 1)^-exponent`` on the rfft2 half grid (cached: it depends only on the shape)."""
+def _power_law_half(shape: tuple[int, int], exponent: float, dtype: torch.dtype, device: str
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``max(|f|, 1)^-exponent`` and its inverse on the rfft2 half grid (cached per shape)."""
     fy = torch.fft.fftfreq(shape[0], d=1.0 / shape[0], dtype=dtype, device=device)
     fx = torch.fft.rfftfreq(shape[1], d=1.0 / shape[1], dtype=dtype, device=device)
-    return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp_min(1.0) ** (-exponent)
+    r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp_min(1.0)
+    return r ** (-exponent), r**exponent
 
 
 def _abs2(z: torch.Tensor) -> torch.Tensor:
@@ -316,26 +318,36 @@ def _abs2(z: torch.Tensor) -> torch.Tensor:
     return r[..., 0].square() + r[..., 1].square()
 
 
-def _power_model(s2: torch.Tensor, beta2: torch.Tensor, sig2: torch.Tensor, w: torch.Tensor,
-                 complex_coeffs: bool) -> torch.Tensor:
-    """``P = c w`` with ``c`` the robust (median) fit of ``|beta|^2 - sigma^2 = c s^2 w`` (``s2 = s^2``)."""
-    ns = s2.dim()
-    floor = torch.finfo(s2.dtype).eps
-    # estimate c over the well-conditioned indices s^2 >= 0.1 max s^2 (at least 16); the median
-    # keeps the image mean in the DC term from dominating.
+def _keep_indices(s2: torch.Tensor) -> torch.Tensor:
+    """Flat indices of the well-conditioned spectral indices ``s^2 >= 0.1 max s^2`` (at least 16)."""
     flat = s2.reshape(-1)
     keep = flat >= 0.1 * flat.max()
     if int(keep.sum()) < 16:
-        keep = torch.zeros_like(keep)
-        keep[torch.topk(flat, min(16, flat.numel())).indices] = True
-    a = (s2 * w).reshape(-1)
-    a_safe = torch.where(keep, a, torch.ones_like(a))
-    est = (beta2 - sig2).reshape(beta2.shape[: beta2.dim() - ns] + (-1,)) / a_safe
-    est = torch.where(keep, est, torch.full_like(est, float("nan")))
-    # |beta|^2 of a complex Gaussian coefficient is exponential (median = mean * ln 2); of a real
-    # one, chi-square with one degree of freedom (median = mean * 0.4549)
-    c = est.nanmedian(dim=-1).values / (math.log(2.0) if complex_coeffs else 0.454936423119572)
-    c = c.clamp_min(floor * float(a[keep].max()))
+        return torch.topk(flat, min(16, flat.numel())).indices
+    return keep.nonzero().squeeze(1)
+
+
+def _fit_scale(beta2_k: torch.Tensor, sig2: torch.Tensor, a_k: torch.Tensor, complex_coeffs: bool
+               ) -> torch.Tensor:
+    """Robust fit of ``c`` in ``|beta_i|^2 - sigma^2 = c a_i`` over the kept indices (last dim).
+
+    The median keeps the image mean in the DC term from dominating. ``|beta|^2`` of a complex
+    Gaussian coefficient is exponential (median = mean * ln 2); of a real one chi-square with one
+    degree of freedom (median = mean * 0.4549).
+    """
+    est = (beta2_k - sig2) / a_k
+    c = est.median(dim=-1).values / (math.log(2.0) if complex_coeffs else 0.454936423119572)
+    return c.clamp_min(torch.finfo(a_k.dtype).eps * float(a_k.max()))
+
+
+def _power_model(s2: torch.Tensor, beta2: torch.Tensor, sig2: torch.Tensor, w: torch.Tensor,
+                 complex_coeffs: bool) -> torch.Tensor:
+    """``P = c w`` with ``c`` fitted by :func:`_fit_scale` (``s2 = s^2``; ``sig2`` batch + 1s)."""
+    ns = s2.dim()
+    idx = _keep_indices(s2)
+    a_k = (s2 * w).reshape(-1)[idx]
+    beta2_k = beta2.reshape(beta2.shape[: beta2.dim() - ns] + (-1,))[..., idx]
+    c = _fit_scale(beta2_k, sig2.reshape(sig2.shape[: sig2.dim() - ns] + (1,)), a_k, complex_coeffs)
     return expand(c, ns) * w
 
 
@@ -397,13 +409,23 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
             P = P[..., : shape[-1] // 2 + 1]
         else:
             if signal_psd == "flat":
-                w = torch.ones_like(h2)
+                w = winv = None
             elif signal_psd == "power-law":
-                w = _power_law_half(shape, float(psd_exponent), y.dtype, str(y.device))
+                w, winv = _power_law_half(shape, float(psd_exponent), y.dtype, str(y.device))
             else:
                 raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got "
                                  f"{signal_psd!r}")
-            P = _power_model(h2, _abs2(Y) / math.prod(shape), sig2, w, True)
+            # fit P = c w on the well-conditioned indices only, then
+            # s P / (s^2 P + sigma^2) = s / (s^2 + (sigma^2 / c) / w): a Tikhonov-like filter
+            idx = _keep_indices(h2)
+            Yk = Y.reshape(Y.shape[:-2] + (-1,))[..., idx]
+            a_k = h2.reshape(-1)[idx] * (1.0 if w is None else w.reshape(-1)[idx])
+            c = _fit_scale(_abs2(Yk) / math.prod(shape), sig2.reshape(batch + (1,)), a_k, True)
+            lam_eff = expand(sig2.reshape(batch) / c, 2)
+            den = h2 + (lam_eff if winv is None else lam_eff * winv)
+            filt = H.conj() * torch.where(den > 0, 1.0 / torch.where(den > 0, den, torch.ones_like(den)),
+                                          torch.zeros_like(den))
+            return _closed_form(A, y, torch.fft.irfft2(Y * filt, s=shape), residual, **info)
         den = h2 * P + sig2
         filt = H.conj() * torch.where(den > 0, P / torch.where(den > 0, den, torch.ones_like(den)),
                                       torch.zeros_like(den))
