@@ -47,6 +47,8 @@ def test_spectral_filter_gradcheck_scale_add():
     t = torch.tensor(0.7, dtype=f64, requires_grad=True)
     a = torch.randn(2, 6, 7, dtype=f64, requires_grad=True)
     assert gradcheck(lambda y, f, t, a: spectral_filter(y, f, c, scale=t, add=a), (y, f, t, a))
+    assert gradcheck(lambda y, f, t, a: spectral_filter(y, f, c, scale=t, add=a, keep_spectrum=True),
+                     (y, f, t, a))
     out = spectral_filter(y, f, c, scale=t, add=a)
     torch.testing.assert_close(out, a + t * plain_spectral_filter(y, f, c))
 

@@ -73,17 +73,21 @@ def hermitian_symmetrize(f: torch.Tensor, width: int) -> torch.Tensor:
 
 class _SpectralFilter(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y, f, c, shape, scale, add):  # type: ignore[override]
+    def forward(ctx, y, f, c, shape, scale, add, keep_spectrum):  # type: ignore[override]
         m = f if c is None else c * f
-        out = torch.fft.irfft2(torch.fft.rfft2(y) * m, s=shape)
+        Y = torch.fft.rfft2(y)
+        out = torch.fft.irfft2(Y * m, s=shape)
         if scale is not None:
             out = out * scale
         if add is not None:
             out = out + add
-        # Keep only what the backward needs: y (an input, never a spectrum)
-        # when f or scale needs a gradient, the filter and the scale.
+        # Keep only what the backward needs when f or scale needs a gradient:
+        # y itself (free when the caller keeps y alive anyway; rfft2(y) is then
+        # recomputed), or its half spectrum when y is a temporary
+        # (keep_spectrum: about the same bytes as y, one FFT less).
         need_y = ctx.needs_input_grad[1] or ctx.needs_input_grad[4]
-        ctx.save_for_backward(y if need_y else None, f, c, scale)
+        ctx.keep_spectrum = bool(keep_spectrum)
+        ctx.save_for_backward((Y if keep_spectrum else y) if need_y else None, f, c, scale)
         ctx.shape = shape
         ctx.y_shape = y.shape
         ctx.add_shape = None if add is None else add.shape
@@ -101,7 +105,7 @@ class _SpectralFilter(torch.autograd.Function):
                 m = m * scale
             gy = torch.fft.irfft2(G * m, s=shape).sum_to_size(ctx.y_shape)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[4]:
-            prod = torch.fft.rfft2(y) * G.conj()
+            prod = (y if ctx.keep_spectrum else torch.fft.rfft2(y)) * G.conj()
             if c is not None:
                 prod = prod * c
             w = column_weights(shape[-1], dtype=f.dtype, device=f.device) / (shape[0] * shape[1])
@@ -112,7 +116,7 @@ class _SpectralFilter(torch.autograd.Function):
                 gf = (dfull if scale is None else dfull * scale).sum_to_size(f.shape)
         if ctx.needs_input_grad[5]:
             gadd = g.sum_to_size(ctx.add_shape)
-        return gy, gf, None, None, gscale, gadd
+        return gy, gf, None, None, gscale, gadd, None
 
 
 def _check(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None, shape: tuple[int, int]) -> None:
@@ -136,7 +140,7 @@ def _check(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None, shape: tupl
 
 def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = None,
                     shape: tuple[int, int] | None = None, scale: torch.Tensor | None = None,
-                    add: torch.Tensor | None = None) -> torch.Tensor:
+                    add: torch.Tensor | None = None, keep_spectrum: bool = False) -> torch.Tensor:
     """``add + scale * irfft2(rfft2(y) * c * f, s=shape)`` with a memory-lean custom backward.
 
     The optional scalar ``scale`` and summand ``add`` let one unrolled layer
@@ -161,6 +165,10 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
         A 0-d (possibly trainable) factor.
     add : torch.Tensor, optional
         A (possibly differentiable) tensor added to the result.
+    keep_spectrum : bool
+        For the gradient of ``f``/``scale`` keep ``rfft2(y)`` (about the bytes
+        of ``y``) instead of ``y`` and save one FFT in the backward: the better
+        choice when ``y`` is a temporary that nothing else keeps alive.
 
     Returns
     -------
@@ -197,7 +205,7 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
         add = add.to(y.dtype) if add.dtype in _HALF else add
     grads = any(t is not None and t.requires_grad for t in (y, f, scale, add))
     if torch.is_grad_enabled() and grads:
-        out = _SpectralFilter.apply(y, f, c, shape, scale, add)
+        out = _SpectralFilter.apply(y, f, c, shape, scale, add, keep_spectrum)
     else:
         out = plain_spectral_filter(y, f, c, shape)
         if scale is not None:

@@ -177,9 +177,9 @@ class UnrolledLandweber(_Unrolled):
             elif self.fft_path == "autograd":
                 c = self._const("tf", r, complex_=True).conj()
                 x = x + steps[k] * plain_spectral_filter(r, p, c, self.shape)
-            else:  # one autograd node per layer that keeps only r
+            else:  # one autograd node per layer that keeps only rfft2(r) (r is a temporary)
                 c = self._const("tf", r, complex_=True).conj()
-                x = spectral_filter(r, p, c, self.shape, scale=steps[k], add=x)
+                x = spectral_filter(r, p, c, self.shape, scale=steps[k], add=x, keep_spectrum=True)
         return x
 
     def filter_factors(self, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
