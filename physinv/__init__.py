@@ -5,6 +5,7 @@ factorizations, classical solvers, and networks that keep the physics fixed.
 """
 
 from . import data as data
+from . import nets as nets
 from . import operators, psf, solvers, testing
 from . import train as train
 from .operators import Convolution, LinearOperator, Matrix
