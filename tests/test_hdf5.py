@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import subprocess
+import sys
+import warnings
 
 import h5py
 import numpy as np
@@ -123,6 +126,51 @@ def test_interrupted_write_is_invisible_then_resumes(tmp_path):
     for i in range(23):
         assert torch.equal(a[i][0], b[i][0]) and torch.equal(a[i][1], b[i][1])
     np.testing.assert_array_equal(a.noise_sigma, b.noise_sigma)
+
+
+_KILLED_WRITER = """
+import os, signal
+from physinv.data import InverseProblemDataset, Phantoms, save_dataset
+from physinv.operators import Identity
+
+class Dying:
+    def __init__(self, ds):
+        self.ds, self.A = ds, ds.A
+    def __len__(self):
+        return len(self.ds)
+    def __getitem__(self, i):
+        if i == 25:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.ds[i]
+    def sigma(self, i):
+        return self.ds.sigma(i)
+    def describe(self):
+        return self.ds.describe()
+
+ds = InverseProblemDataset(Identity((8, 8)), Phantoms(40, 8, seed=0), noise_sigma=0.1, seed=0)
+save_dataset(PATH, Dying(ds), chunk_samples=10)
+"""
+
+
+def test_sigkilled_write_resumes_without_loss(tmp_path):
+    from physinv.data import InverseProblemDataset, Phantoms
+    from physinv.operators import Identity
+
+    path = str(tmp_path / "k.h5")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", f"PATH = {path!r}\n" + _KILLED_WRITER], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == -9, r.stderr[-2000:]
+    assert not os.path.exists(path)
+    ds = InverseProblemDataset(Identity((8, 8)), Phantoms(40, 8, seed=0), noise_sigma=0.1, seed=0)
+    again = Failing(ds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unclosed file must reopen cleanly, not be discarded
+        save_dataset(path, again, chunk_samples=10)
+    assert again.seen == [0, 19, *range(20, 40)]
+    h5 = H5Dataset(path)
+    assert all(torch.equal(h5[i][0], ds[i][0]) for i in range(40))
 
 
 def test_resume_with_other_data_or_damaged_partial_starts_over(tmp_path):

@@ -215,7 +215,7 @@ def save_dataset(path: str | os.PathLike, data: Any, operator: Any = None, *, no
     if f is None:
         if os.path.exists(tmp):
             os.remove(tmp)
-        f = h5py.File(tmp, "w", libver=("v110", "latest"))
+        f = h5py.File(tmp, "w", libver=("v108", "v108"))
         comp = {} if compression is None else {"compression": compression, "shuffle": True}
         if compression == "gzip":
             comp["compression_opts"] = 4
