@@ -83,6 +83,15 @@ def test_spectral_net_matrix_svd_and_truncated():
     torch.testing.assert_close(netk(y), Fk.tikhonov(y, 0.1))
 
 
+def test_spectral_net_composite_real_operators_give_real_images():
+    A = Convolution(psf.gaussian(1.5, 5), (8, 8))
+    y = _rand(2, 8, 8)
+    for B in (2.0 * A, A.H):
+        out = SpectralFilterNet(B, lam=0.1, dtype=f64)(y)
+        assert not out.is_complex()
+        torch.testing.assert_close(out, B.svd().tikhonov(y, 0.1).real)
+
+
 def test_spectral_net_only_diagonal_trains():
     A = Convolution(psf.gaussian(1.5, 7), (16, 10))
     net = SpectralFilterNet(A)
@@ -331,3 +340,34 @@ def test_state_dict_roundtrip():
         y = A(_rand(2, 16, 16)).float()
         args = (0.02,) if kw else ()
         torch.testing.assert_close(new(y, *args), net(y, *args))
+
+
+def test_spectral_net_bfloat16_io():
+    A = Convolution(psf.gaussian(1.5, 7), (16, 16))
+    net = SpectralFilterNet(A)
+    y = A(_rand(2, 16, 16)).float()
+    out = net(y.bfloat16())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), net(y.bfloat16().float()), atol=1e-2, rtol=1e-2)
+    out.float().sum().backward()
+    assert net.filter.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_nets_on_cuda_match_cpu():
+    A = Convolution(psf.gaussian(1.5, 7), (32, 32))
+    y = A(_rand(4, 32, 32)).float()
+    for make in (lambda: SpectralFilterNet(A, lam=1e-2), lambda: UnrolledLandweber(A, 5, precondition=True),
+                 lambda: UnrolledLandweber(A, 5, fft_path="fused"), lambda: UnrolledISTA(A, 3, lam=0.01)):
+        cpu = make()
+        ref = cpu(y)
+        gpu = make().cuda()
+        assert A.tf.device.type == "cuda"
+        torch.testing.assert_close(gpu(y.cuda()).cpu(), ref, atol=1e-5, rtol=1e-4)
+        with pytest.raises(ValueError, match="cuda|cpu"):
+            gpu(y)
+        A.cpu()
+    net = SpectralFilterNet(A).cuda()
+    out = net(y.cuda().bfloat16())
+    assert out.dtype == torch.bfloat16
+    A.cpu()

@@ -45,8 +45,11 @@ def _factorize(A: Any) -> Factorization:
 class _Spectrum:
     """What a spectral filter needs from a factorization, in float64."""
 
-    def __init__(self, F: Factorization) -> None:
+    def __init__(self, F: Factorization, real: bool | None = None) -> None:
         self.F = F
+        # A real operator maps real data to real images even when its U, V are complex
+        # (e.g. 2 * A or A.H for a convolution): the imaginary part is rounding.
+        self.real = (F.U.is_real and F.V.is_real) if real is None else bool(real)
         self.fourier = isinstance(F, FourierFactorization)
         if self.fourier:
             H, W = F._shape
@@ -70,7 +73,10 @@ class _Spectrum:
             if plain:
                 return plain_spectral_filter(y, f, phase, self.shape)
             return spectral_filter(y, f, phase, self.shape)
-        return self.F.apply_filter(y, f)
+        x = self.F.apply_filter(y, f)
+        if x.is_complex() and not y.is_complex() and self.real:
+            x = x.real
+        return x
 
 
 class ParametricFilter(nn.Module):
@@ -190,7 +196,7 @@ class SpectralFilterNet(PhysicsModule):
         self.fft_path = fft_path
         self.parametric = bool(parametric)
         self.lam = lam
-        spec = _Spectrum(_factorize(A))
+        spec = _Spectrum(_factorize(A), real=A.is_real if isinstance(A, LinearOperator) else None)
         self._hold("spectrum", spec.F)
         self._spec = spec
         self.in_shape, self.out_shape = spec.in_shape, spec.out_shape
@@ -264,7 +270,7 @@ class SpectralFilterNet(PhysicsModule):
     def _spectrum_of(self, A: LinearOperator) -> _Spectrum:
         hit = self._others.get(id(A))
         if hit is None or hit[0] is not A:
-            hit = (A, _Spectrum(_factorize(A)))
+            hit = (A, _Spectrum(_factorize(A), real=A.is_real if isinstance(A, LinearOperator) else None))
             self._others[id(A)] = hit
         return hit[1]
 
