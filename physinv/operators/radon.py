@@ -29,7 +29,9 @@ keeps the total mass of every pixel equal to one at every angle.
 The weights form a sparse matrix (about 2.6 entries per pixel and angle)
 that is stored twice, as ``A`` and as its explicit transpose, both in CSR;
 the forward projection is ``A @ X`` and the adjoint ``A^T @ Y`` with the
-batch stacked as columns, so the adjoint is exact by construction.
+batch stacked as columns, so the adjoint is exact by construction. The
+pixel axis of both is stored in 16x16-tile order for cache reuse; the
+exports (:meth:`Radon.to_scipy_sparse`) use the natural row-major order.
 """
 
 from __future__ import annotations
