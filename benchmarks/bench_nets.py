@@ -108,46 +108,8 @@ def n_params(net) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="32x32 images, fewer steps and sizes")
-    p.add_argument("--figures", action="store_true",
-                   help="only train the networks shown in docs/networks.md and write their figures")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.figures:
-        figures(32 if args.quick else 64, 150 if args.quick else 400)
-        return
-    size = 32 if args.quick else 64
-    steps = 150 if args.quick else 400
-    sizes = [8, 32] if args.quick else [4, 8, 32, 128]
-    n_test = 32 if args.quick else 64
-    A = Convolution(psf.gaussian(1.5, 11), (size, size))
-    xpool = phantoms(max(sizes), size, seed=0)
-    xte = phantoms(n_test, size, seed=1)
-    gte = torch.Generator().manual_seed(99)
-    yte = A(xte) + SIGMA * torch.randn(xte.shape, generator=gte, dtype=f64)
-    results: dict = {"size": size, "steps": steps, "n_test": n_test}
-    t_start = time.perf_counter()
-
-    # 1. SpectralFilterNet vs the oracle Wiener filter (32 training images) ------------------
-    tik, lam_best = oracle_tikhonov(A, yte, xte)
-    wien = oracle_wiener(A, yte, xte)
-    sf = train(SpectralFilterNet(A, lam=1e-2), A, xpool[:32], steps=steps, batch=16, lr=LR_SPECTRAL, seed=0)
-    sf_psnr = evaluate(sf, yte, xte)
-    results["wiener"] = {"tikhonov_oracle": tik, "lam": lam_best, "wiener_oracle": wien,
-                         "spectral_net": sf_psnr}
-    print(f"## 1. SpectralFilterNet (32 training images) vs MMSE Wiener, {size}x{size}, Gaussian PSF "
-          f"sigma 1.5, noise 0.02, {n_test} test images")
-    print("| method | test PSNR (dB) | vs Wiener (dB) |")
-    print("|---|---|---|")
-    print(f"| Tikhonov, oracle lambda = {lam_best:.2g} | {tik:.2f} | {tik - wien:+.2f} |")
-    print(f"| MMSE Wiener (test-set power spectrum, oracle) | {wien:.2f} | 0.00 |")
-    print(f"| SpectralFilterNet, trained | {sf_psnr:.2f} | {sf_psnr - wien:+.2f} |")
-
-    # 2. learning curve ------------------------------------------------------------------
+def learning_curve(args, A, xpool, yte, xte, steps, sizes, tik, wien, results, t_start=None):
+    """Section 2: test PSNR vs number of training images, one training loop for every model."""
     def models():
         return {
             "SpectralFilterNet": (lambda: SpectralFilterNet(A, lam=1e-2), LR_SPECTRAL),
@@ -162,7 +124,9 @@ def main() -> None:
 
     curve: dict = {}
     counts: dict = {}
-    for name, (make, lr) in models().items():
+    chosen = {k: v for k, v in models().items()
+              if not args.models or any(k.startswith(m) for m in args.models)}
+    for name, (make, lr) in chosen.items():
         curve[name] = {}
         for n in sizes:
             torch.manual_seed(0)
@@ -178,6 +142,59 @@ def main() -> None:
     print("|---|---|" + "---|" * len(sizes))
     for name, d in curve.items():
         print(f"| {name} | {counts[name]} | " + " | ".join(f"{d[n]:.2f}" for n in sizes) + " |")
+    if t_start is not None:
+        print(f"\ntotal time {time.perf_counter() - t_start:.0f} s")
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=1)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="32x32 images, fewer steps and sizes")
+    p.add_argument("--figures", action="store_true",
+                   help="only train the networks shown in docs/networks.md and write their figures")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--steps", type=int, default=None, help="override the step budget")
+    p.add_argument("--sizes", type=int, nargs="+", default=None, help="override the training-set sizes")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="learning curve only, for models whose name starts with one of these")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.figures:
+        figures(32 if args.quick else 64, 150 if args.quick else 400)
+        return
+    size = 32 if args.quick else 64
+    steps = args.steps or (150 if args.quick else 400)
+    sizes = args.sizes or ([8, 32] if args.quick else [4, 8, 32, 128])
+    n_test = 32 if args.quick else 64
+    A = Convolution(psf.gaussian(1.5, 11), (size, size))
+    xpool = phantoms(max(sizes), size, seed=0)
+    xte = phantoms(n_test, size, seed=1)
+    gte = torch.Generator().manual_seed(99)
+    yte = A(xte) + SIGMA * torch.randn(xte.shape, generator=gte, dtype=f64)
+    results: dict = {"size": size, "steps": steps, "n_test": n_test}
+    t_start = time.perf_counter()
+
+    # 1. SpectralFilterNet vs the oracle Wiener filter (32 training images) ------------------
+    tik, lam_best = oracle_tikhonov(A, yte, xte)
+    wien = oracle_wiener(A, yte, xte)
+    if args.models:
+        return learning_curve(args, A, xpool, yte, xte, steps, sizes, tik, wien, results, t_start)
+    sf = train(SpectralFilterNet(A, lam=1e-2), A, xpool[:32], steps=steps, batch=16, lr=LR_SPECTRAL, seed=0)
+    sf_psnr = evaluate(sf, yte, xte)
+    results["wiener"] = {"tikhonov_oracle": tik, "lam": lam_best, "wiener_oracle": wien,
+                         "spectral_net": sf_psnr}
+    print(f"## 1. SpectralFilterNet (32 training images) vs MMSE Wiener, {size}x{size}, Gaussian PSF "
+          f"sigma 1.5, noise 0.02, {n_test} test images")
+    print("| method | test PSNR (dB) | vs Wiener (dB) |")
+    print("|---|---|---|")
+    print(f"| Tikhonov, oracle lambda = {lam_best:.2g} | {tik:.2f} | {tik - wien:+.2f} |")
+    print(f"| MMSE Wiener (test-set power spectrum, oracle) | {wien:.2f} | 0.00 |")
+    print(f"| SpectralFilterNet, trained | {sf_psnr:.2f} | {sf_psnr - wien:+.2f} |")
+
+    learning_curve(args, A, xpool, yte, xte, steps, sizes, tik, wien, results)
 
     # 3. parametric filter: transfer to unseen PSFs ----------------------------------------
     train_ops = [Convolution(psf.gaussian(s, 11), (size, size)) for s in (1.5, 2.5)]
