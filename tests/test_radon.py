@@ -148,12 +148,15 @@ def test_layout_and_angle_count_shortcut():
     assert Radon(10, 3, circle=False).n_detectors == int(np.ceil(np.sqrt(2) * 10))
 
 
-def test_scipy_views_match_the_operator():
-    A = Radon(9, [3.0, 77.0, 140.0], circle=False)
+@pytest.mark.parametrize("size, circle", [(9, False), ((37, 21), False), (40, True)])
+def test_scipy_views_match_the_operator(size, circle):
+    A = Radon(size, [3.0, 77.0, 140.0], circle=circle)  # sizes above 16 use the tiled storage order
     dense = A.to_dense().numpy()
     np.testing.assert_allclose(A.to_scipy_sparse().toarray(), dense, atol=1e-12)
     v = np.random.default_rng(0).standard_normal(A.shape[0])
     np.testing.assert_allclose(A.to_scipy().rmatvec(v), dense.T @ v, atol=1e-10)
+    np.testing.assert_allclose(A.adjoint(torch.from_numpy(v).reshape(A.out_shape)).reshape(-1).numpy(),
+                               dense.T @ v, atol=1e-10)
 
 
 # ------------------------------------------------------------------- FBP

@@ -59,7 +59,7 @@ __all__ = ["Radon", "radon_matrix_nbytes"]
 
 #: Default memory budget (bytes) for :meth:`Radon.svd` (dense or truncated).
 SVD_MAX_BYTES = 4 * 2**30
-#: Systems at most this large (bytes) stay cached in-process after their last operator is gone.
+#: Recently used systems up to this many bytes in all stay cached after their last operator is gone.
 _KEEP_BYTES = 512 * 2**20
 #: ``has_svd`` is True up to this dense-SVD cost (``m n min(m, n)``) or once svd() has run.
 _QUICK_SVD_FLOPS = 1e10
@@ -368,10 +368,10 @@ def _get_system(h, w, angles, n_det, circle, progress=False, cache_dir=None) -> 
     if sysm is None:
         sysm = _build_system(h, w, angles, n_det, circle, progress, cache_dir)
         _SYSTEMS[key] = sysm
-    if sysm.nbytes <= _KEEP_BYTES:  # keep a few small systems alive for rebuilt operators
+    if sysm.nbytes <= _KEEP_BYTES:  # keep recent small systems alive for rebuilt operators
         _RECENT[key] = sysm
         _RECENT.move_to_end(key)
-        while len(_RECENT) > 4:
+        while sum(v.nbytes for v in _RECENT.values()) > _KEEP_BYTES:
             _RECENT.popitem(last=False)
     return sysm
 
