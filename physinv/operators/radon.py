@@ -507,7 +507,7 @@ class Radon(LinearOperator):
         return self._system.nbytes
 
     def circle_mask(self) -> torch.Tensor:
-        """Boolean ``(H, W)`` mask of the pixels the operator sees.
+        """Boolean ``(H, W)`` mask of the pixels the operator sees (on the operator's device).
 
         Examples
         --------
@@ -517,7 +517,7 @@ class Radon(LinearOperator):
         h, w = self.image_size
         m = torch.zeros(h * w, dtype=torch.bool)
         m[torch.from_numpy(_pixel_mask(h, w, self.circle))] = True
-        return m.reshape(h, w)
+        return m.reshape(h, w).to(self._A.device)
 
     # ---------------------------------------------------------- application
     def _sparse_like(self, name: str, x: torch.Tensor) -> torch.Tensor:
