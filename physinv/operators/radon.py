@@ -256,7 +256,7 @@ def _build_transpose(h: int, w: int, angles: np.ndarray, n_det: int, circle: boo
     offs_i = offs.astype(idx_dtype)
     col_base = col_base.astype(idx_dtype)
 
-    def positions(s0: int):
+    def support(s0: int):
         s1 = min(s0 + step, n_pix)
         u = np.multiply.outer(xs[s0:s1], cos_t)
         u += np.multiply.outer(ys[s0:s1], sin_t)
@@ -265,6 +265,10 @@ def _build_transpose(h: int, w: int, angles: np.ndarray, n_det: int, circle: boo
         d0 = fl - u
         d0 += 1  # offset of that bin from u, in (-half, 1 - half]
         r = (half - d0).astype(np.float32)  # candidate j (0, 1, 2) is inside iff j < r
+        return fl, d0, r
+
+    def positions(s0: int):
+        fl, d0, r = support(s0)
         k = fl.astype(idx_dtype)[..., None] + (offs_i + 1)
         # unsigned view: one comparison checks 0 <= k < n_det
         keep = (k.view(np.uint32 if idx_dtype == np.int32 else np.uint64) < n_det)
@@ -272,8 +276,12 @@ def _build_transpose(h: int, w: int, angles: np.ndarray, n_det: int, circle: boo
         return d0, k, keep
 
     def count(s0: int) -> np.ndarray:
-        keep = positions(s0)[2]
-        return keep.reshape(keep.shape[0], -1).sum(1)
+        # the number of True in positions(s0)[2], per pixel, without the 3 candidates:
+        # j in [max(0, -(fl + 1)), min(ceil(r) - 1, 2, n_det - 2 - fl)]
+        fl, _, r = support(s0)
+        hi = np.minimum(np.minimum(np.ceil(r).astype(np.float64) - 1, 2.0), n_det - 2 - fl)
+        lo = np.maximum(-(fl + 1), 0.0)
+        return np.maximum(hi - lo + 1, 0.0).sum(1).astype(np.int64)
 
     def fill(s0: int, data: np.ndarray, indices: np.ndarray, indptr_pix: np.ndarray) -> None:
         d0, k, keep = positions(s0)
