@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 
@@ -92,19 +91,17 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path, one_thread):
     assert [dict(h, time=0) for h in t.history] == [dict(h, time=0) for h in ref.history]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_torchrun_two_processes_match_single_process(tmp_path, one_thread):
     single = _train_script.build(None, epochs=3)
     single.fit()
     out = str(tmp_path / "ddp")
-    cmd = ["-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", SCRIPT, "--out", out]
-    r = _run(cmd, timeout=150)
+    # --standalone: the c10d rendezvous binds a free port itself (no race with other jobs)
+    cmd = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT, "--out", out]
+    try:
+        r = _run(cmd, timeout=150)
+    except subprocess.TimeoutExpired as e:
+        out_err = f"{e.stdout or ''}"[-3000:] + "\n" + f"{e.stderr or ''}"[-3000:]
+        pytest.fail(f"torchrun did not finish in 150 s:\n{out_err}")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     final = torch.load(os.path.join(out, "final.pt"), weights_only=True)
     assert final["world"] == 2
