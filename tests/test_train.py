@@ -114,6 +114,16 @@ def test_torchrun_two_processes_match_single_process(tmp_path, one_thread):
     assert len(lines) == 3
 
 
+def test_dataloader_workers_do_not_change_the_run(one_thread):
+    results = []
+    for workers in (0, 2):
+        t = _train_script.build(None, epochs=1)
+        t.num_workers = workers
+        t.fit()
+        results.append(_weights(t))
+    assert _same(*results)
+
+
 # -------------------------------------------------------------- behaviour
 def _linear_problem(n=32, seed=0):
     g = torch.Generator().manual_seed(seed)
