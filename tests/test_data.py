@@ -151,6 +151,9 @@ def test_load_image_errors(tmp_path):
     np.save(tmp_path / "cube.npy", np.zeros((2, 3, 5)))
     with pytest.raises(ValueError, match="2-D"):
         load_image(tmp_path / "cube.npy")
+    with pytest.raises(ValueError, match="negative values"):
+        to_gray_float(np.array([[-3, 5]], dtype=np.int16))
+    np.testing.assert_array_equal(to_gray_float(np.array([[0, 32767]], dtype=np.int16)), [[0.0, 1.0]])
     with pytest.raises(ValueError, match="non-finite"):
         to_gray_float(np.array([[np.nan, 0.0]]))
     with pytest.raises(FileNotFoundError):

@@ -80,7 +80,8 @@ class InverseProblemDataset(Dataset):
     noise : {"gaussian", "poisson-gaussian"}
         ``gaussian``: ``y = A x + sigma n``.  ``poisson-gaussian``:
         ``y = Poisson(photons * A x) / photons + sigma n``, so ``E[y] = A x`` and
-        ``Var[y] = A x / photons + sigma^2``; needs ``A x >= 0``.
+        ``Var[y] = A x / photons + sigma^2``; needs ``A x >= 0`` (round-off
+        negatives down to ``-1e-6 max|A x|`` count as 0, anything below is an error).
     photons : float, optional
         Expected photon count at intensity 1 (required for Poisson noise).
     dtype : torch.dtype

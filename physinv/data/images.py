@@ -90,8 +90,8 @@ def to_gray_float(image: Any, name: str = "image") -> np.ndarray:
     """Convert an image array to a 2-D ``float64`` grayscale array.
 
     Integer images are scaled by the maximum of their dtype (``uint8`` by
-    255, ``uint16`` by 65535), booleans become 0/1, float images are kept as
-    they are (they must be finite).  RGB(A) images ``(H, W, 3|4)`` are
+    255, ``uint16`` by 65535; signed integers must be non-negative), booleans
+    become 0/1, float images are kept as they are (they must be finite).  RGB(A) images ``(H, W, 3|4)`` are
     converted with the ITU-R 601 luma weights (alpha is dropped, not blended).
 
     Examples
@@ -107,8 +107,9 @@ def to_gray_float(image: Any, name: str = "image") -> np.ndarray:
         a = a.astype(np.float64)
     elif np.issubdtype(a.dtype, np.integer):
         info = np.iinfo(a.dtype)
-        if info.min < 0:
-            a = np.clip(a, 0, None)  # signed integer images: negative values carry no intensity
+        if info.min < 0 and a.size and a.min() < 0:
+            raise ValueError(f"{name}: signed integer image with negative values (min {a.min()}); "
+                             "rescale it to [0, 1] floats yourself")
         a = a.astype(np.float64) / float(info.max)
     elif np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float64)
