@@ -438,3 +438,20 @@ def test_check_operator_catches_a_wrong_adjoint():
 
     with pytest.raises(AssertionError, match="dot test"):
         check_operator(Wrong())
+
+
+@pytest.mark.parametrize("cast", [
+    lambda A: A.to(torch.float32), lambda A: A.float(), lambda A: A.double(),
+    lambda A: torch.nn.Sequential(A).to(torch.float32)[0], lambda A: A.to("cpu", torch.float64),
+])
+def test_module_casts_keep_complex_buffers(cast):
+    """Casting an operator (or a network holding one) keeps transfer functions complex."""
+    x = rand((2, 12, 12), seed=11)
+    for boundary in ("circular", "reflect"):
+        A = Convolution(psf.motion(5, 30), (12, 12), boundary)  # asymmetric PSF: complex spectrum
+        ref = A(x)
+        B = cast(A)
+        assert B.tf.is_complex()
+        y = B(x.to(B.psf.dtype))
+        assert torch.allclose(y.double(), ref, atol=1e-5)
+        assert dot_test(B, dtype=torch.float32) < 1e-4

@@ -217,8 +217,24 @@ class LinearOperator(nn.Module):
         return hit
 
     def _apply(self, fn, *args, **kwargs):  # noqa: D401 - nn.Module hook
+        """Move/cast buffers; complex buffers stay complex.
+
+        ``nn.Module.to(torch.float32)`` would cast a complex buffer (a transfer
+        function) to a real one, dropping its imaginary part; here the cast is
+        applied to the buffer's real view instead, so ``to(float32)`` gives
+        complex64 and ``to(float64)`` complex128.
+        """
         self._cast_cache = {}
-        return super()._apply(fn, *args, **kwargs)
+
+        def keep_complex(t):
+            if not t.is_complex():
+                return fn(t)
+            out = fn(torch.view_as_real(t.resolve_conj()))
+            if out.is_floating_point() and out.dim() > 0 and out.shape[-1] == 2:
+                return torch.view_as_complex(out.contiguous())
+            return out
+
+        return super()._apply(keep_complex, *args, **kwargs)
 
     def _probe_tensor(self) -> tuple[torch.device, torch.dtype]:
         for t in list(self.buffers()) + list(self.parameters()):
