@@ -22,7 +22,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from ._io import atomic_write
 
 __all__ = ["Trainer", "seed_everything", "load_weights", "evaluate", "atomic_save"]
 
@@ -93,19 +94,6 @@ def _set_rng_state(st: Mapping[str, Any]) -> None:
     random.setstate((p[0], tuple(p[1]), p[2]))
 
 
-def _fsync_dir(d: str) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same directory, fsync, then rename onto ``path``.
 
@@ -120,31 +108,11 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     >>> torch.load(p, weights_only=True)["w"]
     tensor([1., 1.])
     """
-    path = os.path.abspath(os.fspath(path))
-    d = os.path.dirname(path)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(d)
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def _atomic_text(text: str, path: str) -> None:
-    d = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=d)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: fh.write(text), mode="w")
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, map_location: Any = "cpu") -> nn.Module:

@@ -25,6 +25,8 @@ import h5py
 import numpy as np
 import torch
 
+from .._io import fsync_dir
+
 __all__ = ["SCHEMA_VERSION", "DatasetFileError", "save_dataset", "H5Dataset"]
 
 #: Version of the on-disk layout written by :func:`save_dataset`.
@@ -49,19 +51,6 @@ def partial_path(path: str | os.PathLike) -> str:
     path = os.path.abspath(os.fspath(path))
     d, name = os.path.split(path)
     return os.path.join(d, f".{name}.partial")
-
-
-def _fsync_dir(d: str) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def _as_numpy(t: Any) -> np.ndarray:
@@ -248,7 +237,7 @@ def save_dataset(path: str | os.PathLike, data: Any, operator: Any = None, *, no
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path))
+    fsync_dir(os.path.dirname(path))
     return path
 
 

@@ -42,7 +42,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import warnings
 import weakref
 from collections import OrderedDict
@@ -52,6 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import atomic_write
 from .base import LinearOperator
 from .factorization import Factorization
 
@@ -768,17 +768,4 @@ class Radon(LinearOperator):
 
 def _atomic_savez(path: str, **arrays: np.ndarray) -> None:
     """Write an ``.npz`` to a temporary file in the same directory, then rename it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
