@@ -455,3 +455,20 @@ def test_module_casts_keep_complex_buffers(cast):
         y = B(x.to(B.psf.dtype))
         assert torch.allclose(y.double(), ref, atol=1e-5)
         assert dot_test(B, dtype=torch.float32) < 1e-4
+
+
+@pytest.mark.parametrize("make", [lambda A: 2 * A, lambda A: A.H, lambda A: -A, lambda A: (0.5 * A).H,
+                                  lambda A: (1j * A)])
+def test_derived_factorizations(make):
+    """Scaled and adjoint operators keep an exact factorization; real ones filter to real output."""
+    A = Convolution(psf.motion(5, 30), (10, 12))
+    B = make(A)
+    F = B.svd()
+    D = B.to_dense()
+    y = B(rand((2, 10, 12), seed=12))
+    x = F.tikhonov(y, 1e-3)
+    ref = torch.linalg.solve(D.conj().T @ D + 1e-3 * torch.eye(120, dtype=D.dtype),
+                             D.conj().T @ y.reshape(2, -1).T.to(D.dtype)).T.reshape(2, 10, 12)
+    assert x.is_complex() == (not B.is_real)
+    assert torch.allclose(x.to(ref.dtype), ref, atol=1e-10)
+    assert B.norm() == pytest.approx(float(torch.linalg.matrix_norm(D, 2)), rel=1e-10)

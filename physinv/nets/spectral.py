@@ -52,10 +52,10 @@ class _Spectrum:
         self.real = (F.U.is_real and F.V.is_real) if real is None else bool(real)
         self.fourier = isinstance(F, FourierFactorization)
         if self.fourier:
-            H, W = F._shape
+            H, W = F.grid_shape
             self.shape = (H, W)
             self.s = F.s[..., : W // 2 + 1].to(torch.float64)
-            self.phase = F._half_phase_conj.to(torch.complex128).resolve_conj()
+            self.phase = F.half_phase_conj.to(torch.complex128).resolve_conj()
             fy = torch.fft.fftfreq(H, dtype=torch.float64)[:, None]
             fx = torch.fft.rfftfreq(W, dtype=torch.float64)[None, :]
             self.radius = torch.sqrt(fy**2 + fx**2).to(self.s.device)

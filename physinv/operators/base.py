@@ -688,13 +688,7 @@ class Scaled(LinearOperator):
         return self.op.has_svd
 
     def _svd(self):
-        from .factorization import Factorization
-
-        f = self.op.svd()
-        mag = abs(self.c)
-        phase = self.c / mag if mag > 0 else 1.0
-        U = f.U if phase == 1.0 else Scaled(f.U, phase)
-        return Factorization(U, f.s * mag, f.V)
+        return self.op.svd().scaled(self.c)
 
     def _exact_norm(self):
         inner = self.op._exact_norm()

@@ -109,6 +109,10 @@ class Factorization:
         Non-negative singular values, shaped like the spectral domain.
     V : LinearOperator
         Maps the spectral domain to the image space.
+    real : bool, optional
+        Whether the factorized operator has real coefficients (then filtered
+        real data are real, even where ``U`` and ``V`` are complex); default
+        ``U.is_real and V.is_real``.
 
     Examples
     --------
@@ -120,7 +124,8 @@ class Factorization:
     tensor([1., 1.], dtype=torch.float64)
     """
 
-    def __init__(self, U: LinearOperator, s: torch.Tensor, V: LinearOperator) -> None:
+    def __init__(self, U: LinearOperator, s: torch.Tensor, V: LinearOperator,
+                 real: bool | None = None) -> None:
         s = torch.as_tensor(s)
         if tuple(s.shape) != U.in_shape or tuple(s.shape) != V.in_shape:
             raise ValueError(
@@ -130,11 +135,21 @@ class Factorization:
         if s.is_complex() or bool((s < 0).any()):
             raise ValueError("Factorization: s must be real and non-negative")
         self.U, self.s, self.V = U, s, V
+        self.real = (U.is_real and V.is_real) if real is None else bool(real)
 
     @classmethod
     def adjoint_of(cls, f: Factorization) -> Factorization:
         """The factorization of ``A^H`` given that of ``A``: ``A^H = V diag(s) U^H``."""
-        return Factorization(f.V, f.s, f.U)
+        return Factorization(f.V, f.s, f.U, real=f.real)
+
+    def scaled(self, c: complex) -> Factorization:
+        """The factorization of ``c * A``: the phase of ``c`` goes into ``U``, ``|c|`` into ``s``."""
+        from .base import Scaled
+
+        mag = abs(c)
+        phase = c / mag if mag > 0 else 1.0
+        U = self.U if phase == 1.0 else Scaled(self.U, phase)
+        return Factorization(U, self.s * mag, self.V, real=self.real and not isinstance(c, complex))
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -181,7 +196,7 @@ class Factorization:
         fs = self._filter_values(f, y)
         z = self.U.adjoint(y)
         x = self.V(z * fs)
-        if x.is_complex() and not y.is_complex() and self.U.is_real and self.V.is_real:
+        if x.is_complex() and not y.is_complex() and self.real:
             x = x.real
         return x
 

@@ -119,15 +119,33 @@ class FourierFactorization(Factorization):
         phase = torch.where(s > 0, H_full / torch.where(s > 0, s, torch.ones_like(s)),
                             torch.ones_like(H_full))
         F = FFT2(shape)
-        super().__init__(F.H @ Diagonal(phase), s.to(torch.float64), F.H)
+        super().__init__(F.H @ Diagonal(phase), s.to(torch.float64), F.H, real=True)
         hs = H_half.abs()
+        self._H_full, self._H_half = H_full, H_half
         self._half_phase_conj = torch.where(hs > 0, H_half / torch.where(hs > 0, hs, torch.ones_like(hs)),
-                                            torch.ones_like(H_half)).conj()
-        self._shape = shape
+                                            torch.ones_like(H_half)).conj().resolve_conj()
+        self._shape = tuple(shape)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """The ``(H, W)`` grid of the circular convolution (the spectral shape of ``s``)."""
+        return self._shape
+
+    @property
+    def half_phase_conj(self) -> torch.Tensor:
+        """``e^{-i phi}`` on the rfft half spectrum, shape ``(H, W // 2 + 1)``: ``U^H`` after ``F``."""
+        return self._half_phase_conj
 
     @classmethod
     def adjoint_of(cls, f):
-        return Factorization(f.V, f.s, f.U)
+        # A^H is the convolution with the conjugate transfer function: stay on the fast path.
+        return cls(f._H_full.conj(), f._H_half.conj(), f._shape)
+
+    def scaled(self, c: complex) -> Factorization:
+        """The factorization of ``c * A``: still two real FFTs per filter for real ``c``."""
+        if isinstance(c, complex):  # a complex multiple of a real operator is not real
+            return super().scaled(c)
+        return type(self)(self._H_full * c, self._H_half * c, self._shape)
 
     def _half(self, fs: torch.Tensor) -> torch.Tensor:
         return fs[..., : self._shape[-1] // 2 + 1]
