@@ -30,6 +30,7 @@ import time
 import torch
 
 from physinv import psf
+from physinv.data import textured_phantoms
 from physinv.metrics import psnr
 from physinv.nets import DataDriven, DnCNN, HybridNet, SpectralFilterNet, UNet, UnrolledLandweber
 from physinv.operators import Convolution
@@ -41,21 +42,8 @@ LR_SPECTRAL = 0.1
 
 
 def phantoms(n: int, size: int, seed: int) -> torch.Tensor:
-    """Piecewise-smooth images in [0, 1]: a 1/f^1.5 random field plus random ellipses."""
-    g = torch.Generator().manual_seed(seed)
-    fy = torch.fft.fftfreq(size, dtype=f64)[:, None]
-    fx = torch.fft.fftfreq(size, dtype=f64)[None, :]
-    amp = 1.0 / (0.02 + torch.sqrt(fy**2 + fx**2)) ** 1.5
-    field = torch.fft.ifft2(torch.fft.fft2(torch.randn(n, size, size, generator=g, dtype=f64)) * amp).real
-    img = 0.5 + 0.1 * field / field.flatten(1).std(1)[:, None, None]
-    yy, xx = torch.meshgrid(torch.arange(size, dtype=f64), torch.arange(size, dtype=f64), indexing="ij")
-    for i in range(n):
-        for _ in range(int(torch.randint(2, 6, (1,), generator=g))):
-            cy, cx = (torch.rand(2, generator=g, dtype=f64) * size).tolist()
-            ry, rx = ((0.08 + 0.25 * torch.rand(2, generator=g, dtype=f64)) * size).tolist()
-            v = 0.6 * (float(torch.rand(1, generator=g)) - 0.5)
-            img[i] += v * (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1).to(f64)
-    return img.clamp(0, 1)
+    """Piecewise-smooth images in [0, 1] (:func:`physinv.data.textured_phantoms`) as a tensor."""
+    return torch.from_numpy(textured_phantoms(n, size, seed))
 
 
 def train(net, A, xtr, steps, batch, lr, seed, sigma_range=None, ops=None):

@@ -22,6 +22,7 @@ from .images import (
     shepp_logan,
     skimage_images,
     split_sources,
+    textured_phantoms,
     to_gray_float,
 )
 
@@ -29,5 +30,5 @@ __all__ = [
     "InverseProblemDataset", "sample_generator", "SCHEMA_VERSION", "DatasetFileError", "H5Dataset",
     "save_dataset", "SKIMAGE_IMAGES", "Patches", "Phantoms", "available_skimage_images", "load_image",
     "load_images", "random_patches", "random_phantom", "shepp_logan", "skimage_images", "split_sources",
-    "to_gray_float",
+    "textured_phantoms", "to_gray_float",
 ]

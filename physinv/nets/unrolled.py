@@ -15,23 +15,11 @@ import torch
 from torch import nn
 
 from ..operators import Convolution, LinearOperator
+from ..solvers.sparse import soft_threshold
 from ._common import PhysicsModule, check_image, check_operator, real_dtype
 from ._fft import hermitian_symmetrize, plain_spectral_filter, spectral_filter
 
 __all__ = ["UnrolledLandweber", "UnrolledISTA", "soft_threshold", "LearnedTransform"]
-
-
-def soft_threshold(z: torch.Tensor, theta: torch.Tensor | float) -> torch.Tensor:
-    """``sign(z) max(|z| - theta, 0)``, differentiable in ``z`` and ``theta``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> soft_threshold(torch.tensor([-2.0, 0.5, 3.0]), 1.0)
-    tensor([-1.,  0.,  2.])
-    """
-    theta = torch.as_tensor(theta, dtype=z.dtype, device=z.device)
-    return z - torch.maximum(torch.minimum(z, theta), -theta)
 
 
 def _steps(step: Any, n_layers: int, A: LinearOperator, name: str = "step") -> torch.Tensor:
