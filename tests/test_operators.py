@@ -472,3 +472,14 @@ def test_derived_factorizations(make):
     assert x.is_complex() == (not B.is_real)
     assert torch.allclose(x.to(ref.dtype), ref, atol=1e-10)
     assert B.norm() == pytest.approx(float(torch.linalg.matrix_norm(D, 2)), rel=1e-10)
+
+
+def test_exact_factorization_is_cached_until_moved():
+    A = Convolution(psf.motion(5, 30), (8, 9))
+    F = A.svd()
+    assert A.svd() is F
+    x = rand((8, 9), seed=13)
+    B = A.to(torch.float32)
+    F32 = B.svd()
+    assert F32 is not F
+    assert torch.allclose(F32.forward(x).real.double(), A(x), atol=1e-5)

@@ -225,6 +225,7 @@ class LinearOperator(nn.Module):
         complex64 and ``to(float64)`` complex128.
         """
         self._cast_cache = {}
+        self.__dict__.pop("_exact_factorization", None)
 
         def keep_complex(t):
             if not t.is_complex():
@@ -292,7 +293,8 @@ class LinearOperator(nn.Module):
         Parameters
         ----------
         k : int, optional
-            Without ``k`` the exact factorization is returned, or a
+            Without ``k`` the exact factorization is returned (computed once,
+            then cached until the operator is moved or cast), or a
             :class:`FactorizationError` raised where the operator has none.
             With ``k`` the top-``k`` singular triplets are computed
             numerically (Lanczos on :meth:`to_scipy`), for any operator.
@@ -310,7 +312,13 @@ class LinearOperator(nn.Module):
         tensor([3., 2., 1.], dtype=torch.float64)
         """
         if k is None:
-            return self._svd()
+            # Exact factorizations are cached (operators are immutable); moving or
+            # casting the module drops the cache.
+            f = self.__dict__.get("_exact_factorization")
+            if f is None:
+                f = self._svd()
+                self.__dict__["_exact_factorization"] = f
+            return f
         return self._truncated_svd(int(k), **kwargs)
 
     def _truncated_svd(self, k: int, **kwargs: Any) -> Factorization:
