@@ -9,10 +9,14 @@ from hypothesis import strategies as st
 from torch.autograd import gradcheck
 
 from physinv import psf
-from physinv.nets import UnrolledLandweber, spectral_filter
-from physinv.nets._fft import column_weights, plain_spectral_filter
+from physinv.nets import UnrolledLandweber
 from physinv.operators import Convolution
-from physinv.operators.fourier import fourier_multiply
+from physinv.spectrum import (
+    column_weights,
+    filter_half_spectrum,
+    fourier_multiply,
+    plain_filter_half_spectrum,
+)
 
 f64 = torch.float64
 
@@ -39,26 +43,26 @@ def _setup(H, W, lead=(2,), f_lead=(), seed=0):
 def test_spectral_filter_gradcheck(H, W, with_c):
     y, f, c = _setup(H, W)
     cc = c if with_c else None
-    assert gradcheck(lambda y, f: spectral_filter(y, f, cc), (y, f))
+    assert gradcheck(lambda y, f: filter_half_spectrum(y, f, cc), (y, f))
 
 
 def test_spectral_filter_gradcheck_scale_add():
     y, f, c = _setup(6, 7)
     t = torch.tensor(0.7, dtype=f64, requires_grad=True)
     a = torch.randn(2, 6, 7, dtype=f64, requires_grad=True)
-    assert gradcheck(lambda y, f, t, a: spectral_filter(y, f, c, scale=t, add=a), (y, f, t, a))
-    assert gradcheck(lambda y, f, t, a: spectral_filter(y, f, c, scale=t, add=a, keep_spectrum=True),
+    assert gradcheck(lambda y, f, t, a: filter_half_spectrum(y, f, c, scale=t, add=a), (y, f, t, a))
+    assert gradcheck(lambda y, f, t, a: filter_half_spectrum(y, f, c, scale=t, add=a, keep_spectrum=True),
                      (y, f, t, a))
-    out = spectral_filter(y, f, c, scale=t, add=a)
-    torch.testing.assert_close(out, a + t * plain_spectral_filter(y, f, c))
+    out = filter_half_spectrum(y, f, c, scale=t, add=a)
+    torch.testing.assert_close(out, a + t * plain_filter_half_spectrum(y, f, c))
 
 
 def test_spectral_filter_gradcheck_broadcast_filter():
     # a per-sample filter (leading dims of f) and a shared one broadcast over channels
     y, f, c = _setup(6, 6, lead=(3, 2), f_lead=(3, 1))
-    assert gradcheck(lambda y, f: spectral_filter(y, f, c), (y, f))
+    assert gradcheck(lambda y, f: filter_half_spectrum(y, f, c), (y, f))
     y2, f2, _ = _setup(6, 6, lead=(2,), f_lead=(3, 1))  # f has more leading dims than y
-    assert gradcheck(lambda y, f: spectral_filter(y, f, c), (y2, f2))
+    assert gradcheck(lambda y, f: filter_half_spectrum(y, f, c), (y2, f2))
 
 
 @settings(max_examples=15, deadline=None)
@@ -67,9 +71,9 @@ def test_custom_equals_plain_autograd(H, W, seed):
     """Values and both gradients equal plain autograd through torch.fft (f not Hermitian on DC/Nyquist)."""
     y, f, c = _setup(H, W, seed=seed)
     w = torch.randn(2, H, W, dtype=f64, generator=torch.Generator().manual_seed(seed + 1))
-    out = spectral_filter(y, f, c)
+    out = filter_half_spectrum(y, f, c)
     gy, gf = torch.autograd.grad((out * w).sum(), (y, f))
-    ref = plain_spectral_filter(y, f, c)
+    ref = plain_filter_half_spectrum(y, f, c)
     ry, rf = torch.autograd.grad((ref * w).sum(), (y, f))
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(gy, ry)
@@ -82,13 +86,13 @@ def test_column_weights_count_full_spectrum():
 
 
 def test_fourier_multiply_gradcheck_uses_custom_function():
-    """The lead's _FourierMultiply (Convolution's path) is checked here too."""
+    """Convolution's path runs the same custom function (f absent, c = H)."""
     g = torch.Generator().manual_seed(1)
     for H, W in [(6, 8), (5, 7)]:
         x = torch.randn(2, H, W, generator=g, dtype=f64, requires_grad=True)
         Ht = torch.fft.rfft2(torch.randn(H, W, generator=g, dtype=f64))
         out = fourier_multiply(x, Ht, (H, W))
-        assert "FourierMultiply" in type(out.grad_fn).__name__
+        assert "HalfSpectrumFilter" in type(out.grad_fn).__name__
         assert gradcheck(lambda x, Ht=Ht, s=(H, W): fourier_multiply(x, Ht, s), (x,))
 
 
@@ -115,10 +119,10 @@ def _saved(fn):
 def test_spectral_filter_saves_no_spectra():
     B, H, W = 8, 16, 16
     y, f, c = _setup(H, W, lead=(B,))
-    _, saved = _saved(lambda: spectral_filter(y * 1.0, f, c))
+    _, saved = _saved(lambda: filter_half_spectrum(y * 1.0, f, c))
     # complex tensors saved: only the constant c (one spectrum, no batch dimension)
     assert all(n <= H * (W // 2 + 1) for d, n in saved if d.is_complex)
-    _, plain = _saved(lambda: plain_spectral_filter(y * 1.0, f, c))
+    _, plain = _saved(lambda: plain_filter_half_spectrum(y * 1.0, f, c))
     assert any(d.is_complex and n >= B * H * (W // 2 + 1) for d, n in plain)
 
 
@@ -153,32 +157,32 @@ def test_unrolled_landweber_paths_agree_and_custom_saves_less(precondition):
 def test_half_precision_inputs_compute_in_float32():
     y, f, c = _setup(8, 8)
     yb = y.detach().to(torch.bfloat16)
-    out = spectral_filter(yb, f.detach().float(), c)
+    out = filter_half_spectrum(yb, f.detach().float(), c)
     assert out.dtype == torch.bfloat16
-    ref = spectral_filter(yb.float(), f.detach().float(), c)
+    ref = filter_half_spectrum(yb.float(), f.detach().float(), c)
     torch.testing.assert_close(out.float(), ref, atol=0.05, rtol=0.02)
     yb.requires_grad_(True)
-    spectral_filter(yb, f.detach().float(), c).sum().backward()
+    filter_half_spectrum(yb, f.detach().float(), c).sum().backward()
     assert yb.grad.dtype == torch.bfloat16
 
 
 def test_bad_input_named():
     y, f, c = _setup(6, 8)
     with pytest.raises(ValueError, match="f must be real with trailing shape"):
-        spectral_filter(y, f[..., :-1])
+        filter_half_spectrum(y, f[..., :-1])
     with pytest.raises(ValueError, match="y must have trailing shape"):
-        spectral_filter(y, f, shape=(6, 9))
+        filter_half_spectrum(y, f, shape=(6, 9))
     with pytest.raises(ValueError, match="meta"):
-        spectral_filter(y, f.detach().to("meta"))
+        filter_half_spectrum(y, f.detach().to("meta"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu():
     y, f, c = _setup(32, 32, lead=(4,))
-    out = spectral_filter(y, f, c)
-    out_gpu = spectral_filter(y.detach().cuda().requires_grad_(True), f.detach().cuda(), c.cuda())
+    out = filter_half_spectrum(y, f, c)
+    out_gpu = filter_half_spectrum(y.detach().cuda().requires_grad_(True), f.detach().cuda(), c.cuda())
     torch.testing.assert_close(out_gpu.cpu(), out.detach())
     yh = y.detach().cuda().to(torch.bfloat16)
-    out_bf = spectral_filter(yh, f.detach().cuda().float(), c.cuda())
+    out_bf = filter_half_spectrum(yh, f.detach().cuda().float(), c.cuda())
     assert out_bf.dtype == torch.bfloat16
     torch.testing.assert_close(out_bf.float().cpu(), out.detach().float(), atol=0.1, rtol=0.05)

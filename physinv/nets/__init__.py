@@ -7,11 +7,9 @@
 - :class:`HybridNet`: a physics block followed by a residual CNN refiner.
 - :mod:`physinv.nets.cnn`: ``UNet``, ``DnCNN``, ``MLP`` and the
   :class:`DataDriven` wrapper for purely data-driven baselines.
-- :func:`spectral_filter`: the memory-lean autograd Fourier filter layer.
 """
 
 from . import cnn
-from ._fft import spectral_filter
 from .cnn import MLP, DataDriven, DnCNN, UNet
 from .hybrid import HybridNet
 from .spectral import ParametricFilter, SpectralFilterNet
@@ -19,5 +17,5 @@ from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber, soft_th
 
 __all__ = [
     "SpectralFilterNet", "ParametricFilter", "UnrolledLandweber", "UnrolledISTA", "LearnedTransform",
-    "soft_threshold", "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "spectral_filter",
+    "soft_threshold", "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn",
 ]

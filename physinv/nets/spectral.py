@@ -18,8 +18,8 @@ from torch import nn
 from ..operators import FactorizationError, LinearOperator
 from ..operators.factorization import Factorization
 from ..operators.fourier import FourierFactorization
+from ..spectrum import filter_half_spectrum, plain_filter_half_spectrum
 from ._common import PhysicsModule, check_image, check_operator, real_dtype
-from ._fft import plain_spectral_filter, spectral_filter
 
 __all__ = ["SpectralFilterNet", "ParametricFilter"]
 
@@ -71,8 +71,8 @@ class _Spectrum:
               plain: bool = False) -> torch.Tensor:
         if self.fourier:
             if plain:
-                return plain_spectral_filter(y, f, phase, self.shape)
-            return spectral_filter(y, f, phase, self.shape)
+                return plain_filter_half_spectrum(y, f, phase, self.shape)
+            return filter_half_spectrum(y, f, phase, self.shape)
         x = self.F.apply_filter(y, f)
         if x.is_complex() and not y.is_complex() and self.real:
             x = x.real

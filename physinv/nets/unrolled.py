@@ -16,8 +16,8 @@ from torch import nn
 
 from ..operators import Convolution, LinearOperator
 from ..solvers.sparse import soft_threshold
+from ..spectrum import filter_half_spectrum, hermitian_symmetrize, plain_filter_half_spectrum
 from ._common import PhysicsModule, check_image, check_operator, real_dtype
-from ._fft import hermitian_symmetrize, plain_spectral_filter, spectral_filter
 
 __all__ = ["UnrolledLandweber", "UnrolledISTA", "soft_threshold", "LearnedTransform"]
 
@@ -164,10 +164,10 @@ class UnrolledLandweber(_Unrolled):
                 x = x + steps[k] * self._adj(r)
             elif self.fft_path == "autograd":
                 c = self._const("tf", r, complex_=True).conj()
-                x = x + steps[k] * plain_spectral_filter(r, p, c, self.shape)
+                x = x + steps[k] * plain_filter_half_spectrum(r, p, c, self.shape)
             else:  # one autograd node per layer that keeps only rfft2(r) (r is a temporary)
                 c = self._const("tf", r, complex_=True).conj()
-                x = spectral_filter(r, p, c, self.shape, scale=steps[k], add=x, keep_spectrum=True)
+                x = filter_half_spectrum(r, p, c, self.shape, scale=steps[k], add=x, keep_spectrum=True)
         return x
 
     def filter_factors(self, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,9 +192,9 @@ class UnrolledLandweber(_Unrolled):
         rd = real_dtype(y)
         phi, psi = self.filter_factors(rd)
         c = self._const("tf", y, complex_=True).conj()
-        x = spectral_filter(y, phi, c, self.shape)
+        x = filter_half_spectrum(y, phi, c, self.shape)
         if x0 is not None:
-            x = x + spectral_filter(x0, psi, None, self.shape)
+            x = x + filter_half_spectrum(x0, psi, None, self.shape)
         return x
 
     def extra_repr(self) -> str:

@@ -3,6 +3,7 @@
 See :class:`LinearOperator` for the interface every operator implements.
 """
 
+from ..spectrum import fourier_multiply
 from .base import (
     Adjoint,
     Composition,
@@ -24,7 +25,7 @@ from .factorization import (
     tsvd_filter,
     wiener_filter,
 )
-from .fourier import FFT2, FourierFactorization, fourier_multiply
+from .fourier import FFT2, FourierFactorization
 from .gradient import Gradient
 from .matrix import Matrix
 from .radon import Radon

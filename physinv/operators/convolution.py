@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..spectrum import fourier_multiply
 from .base import LinearOperator, as_shape
-from .fourier import FourierFactorization, fourier_multiply
+from .fourier import FourierFactorization
 
 __all__ = ["Convolution", "Pad", "BOUNDARIES"]
 

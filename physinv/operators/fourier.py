@@ -9,52 +9,7 @@ import torch
 from .base import Identity, LinearOperator
 from .factorization import Diagonal, Factorization
 
-__all__ = ["FFT2", "FourierFactorization", "fourier_multiply"]
-
-
-class _FourierMultiply(torch.autograd.Function):
-    """``irfft2(rfft2(x) * H)`` with a fixed transfer function ``H``.
-
-    The backward is the adjoint, ``irfft2(rfft2(g) * conj(H))``: two FFTs, and
-    nothing but ``H`` (already a buffer) is kept for it, where plain autograd
-    through ``torch.fft`` keeps its complex intermediates.
-    """
-
-    @staticmethod
-    def forward(ctx, x, H, shape):  # type: ignore[override]
-        ctx.save_for_backward(H)
-        ctx.shape = shape
-        return torch.fft.irfft2(torch.fft.rfft2(x).mul_(H), s=shape)
-
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        (H,) = ctx.saved_tensors
-        return torch.fft.irfft2(torch.fft.rfft2(g).mul_(H.conj()), s=ctx.shape), None, None
-
-
-def fourier_multiply(x: torch.Tensor, H: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Real circular convolution in Fourier space: ``irfft2(rfft2(x) * H, s=shape)``.
-
-    Uses a memory-lean custom autograd function when ``x`` needs a gradient
-    and ``H`` does not; plain autograd otherwise (e.g. when ``H`` is learned).
-
-    Examples
-    --------
-    >>> import torch
-    >>> x = torch.randn(2, 8, 8)
-    >>> H = torch.ones(8, 5, dtype=torch.complex64)
-    >>> torch.allclose(fourier_multiply(x, H, (8, 8)), x, atol=1e-6)
-    True
-    """
-    if H.requires_grad:
-        return torch.fft.irfft2(torch.fft.rfft2(x) * H, s=shape)
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _FourierMultiply.apply(x, H, shape)
-    # No graph to record: multiply the spectrum in place (one allocation fewer).
-    X = torch.fft.rfft2(x)
-    if X.dtype != H.dtype:  # e.g. half-precision spectra
-        return torch.fft.irfft2(X * H, s=shape)
-    return torch.fft.irfft2(X.mul_(H), s=shape)
+__all__ = ["FFT2", "FourierFactorization"]
 
 
 class FFT2(LinearOperator):

@@ -1,10 +1,18 @@
-"""Memory-lean autograd for the Fourier-domain spectral-filter layer.
+"""Half-spectrum FFT helpers and the one memory-lean FFT autograd function of physinv.
 
-:func:`spectral_filter` computes ``irfft2(rfft2(y) * c * f, s=shape)`` where
-``f`` is a *real*, possibly trainable filter on the rfft half spectrum and
-``c`` an optional constant complex factor (the conjugate phase of a transfer
-function, or a whole conjugate transfer function).  The custom backward
-recomputes the two FFTs it needs instead of keeping complex spectra alive.
+Every fixed linear map that is diagonal in the real-FFT domain (circular
+convolution, a spectral filter of it, one unrolled Landweber layer) goes
+through :func:`filter_half_spectrum`, which computes
+``add + scale * irfft2(rfft2(y) * c * f, s=shape)``, where ``f`` is a *real*,
+possibly trainable filter on the rfft half spectrum and ``c`` an optional
+constant complex factor (a transfer function or its conjugate phase).  Its
+custom backward is the adjoint map (two FFTs) and keeps no complex spectra
+alive.  :func:`fourier_multiply` is the case ``f = 1``: plain circular
+convolution with a fixed transfer function.
+
+Half-spectrum bookkeeping (:func:`column_weights`, :func:`half_weights`,
+:func:`abs2`, :func:`hermitian_symmetrize`) lives here too, for the solvers
+and networks that work on the rfft half spectrum directly.
 
 Gradient with respect to ``f``
 ------------------------------
@@ -27,7 +35,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["spectral_filter", "column_weights", "plain_spectral_filter", "hermitian_symmetrize"]
+__all__ = [
+    "filter_half_spectrum",
+    "plain_filter_half_spectrum",
+    "fourier_multiply",
+    "column_weights",
+    "half_weights",
+    "abs2",
+    "hermitian_symmetrize",
+]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -48,6 +64,40 @@ def column_weights(width: int, dtype: torch.dtype = torch.float64,
     if width % 2 == 0:
         w[-1] = 1.0
     return w
+
+
+def half_weights(shape: tuple[int, int], dtype: torch.dtype = torch.float64,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """:func:`column_weights` broadcast over the rfft half spectrum ``(H, W // 2 + 1)`` of ``shape``.
+
+    ``sum(half_weights(shape) * abs2(rfft2(x)))`` equals ``sum(abs2(fft2(x)))``
+    for real ``x`` (Parseval on the half spectrum).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(4, 6, dtype=torch.float64)
+    >>> full = abs2(torch.fft.fft2(x)).sum()
+    >>> half = (half_weights((4, 6)) * abs2(torch.fft.rfft2(x))).sum()
+    >>> bool(torch.isclose(full, half))
+    True
+    """
+    H, W = int(shape[-2]), int(shape[-1])
+    return column_weights(W, dtype=dtype, device=device).expand(H, W // 2 + 1)
+
+
+def abs2(z: torch.Tensor) -> torch.Tensor:
+    """``|z|^2`` without the square root of ``abs`` (real tensors are squared).
+
+    Examples
+    --------
+    >>> import torch
+    >>> abs2(torch.tensor([3 + 4j]))
+    tensor([25.])
+    """
+    if z.is_complex():
+        return z.real * z.real + z.imag * z.imag
+    return z * z
 
 
 def hermitian_symmetrize(f: torch.Tensor, width: int) -> torch.Tensor:
@@ -71,10 +121,12 @@ def hermitian_symmetrize(f: torch.Tensor, width: int) -> torch.Tensor:
     return out
 
 
-class _SpectralFilter(torch.autograd.Function):
+class _HalfSpectrumFilter(torch.autograd.Function):
+    """``add + scale * irfft2(rfft2(y) * m)`` with ``m = c * f`` (``f`` or ``c`` may be absent)."""
+
     @staticmethod
     def forward(ctx, y, f, c, shape, scale, add, keep_spectrum):  # type: ignore[override]
-        m = f if c is None else c * f
+        m = c if f is None else (f if c is None else c * f)
         Y = torch.fft.rfft2(y)
         out = torch.fft.irfft2(Y * m, s=shape)
         if scale is not None:
@@ -100,7 +152,7 @@ class _SpectralFilter(torch.autograd.Function):
         G = torch.fft.rfft2(g)
         gy = gf = gscale = gadd = None
         if ctx.needs_input_grad[0]:
-            m = f if c is None else c.conj() * f
+            m = c.conj() if f is None else (f if c is None else c.conj() * f)
             if scale is not None:
                 m = m * scale
             gy = torch.fft.irfft2(G * m, s=shape).sum_to_size(ctx.y_shape)
@@ -108,10 +160,11 @@ class _SpectralFilter(torch.autograd.Function):
             prod = (y if ctx.keep_spectrum else torch.fft.rfft2(y)) * G.conj()
             if c is not None:
                 prod = prod * c
-            w = column_weights(shape[-1], dtype=f.dtype, device=f.device) / (shape[0] * shape[1])
+            real = prod.real.dtype
+            w = column_weights(shape[-1], dtype=real, device=g.device) / (shape[0] * shape[1])
             dfull = prod.real * w  # d<g, irfft2(Y c f)>/df, before reduction to f's shape
             if ctx.needs_input_grad[4]:
-                gscale = (dfull * f).sum().reshape(scale.shape)
+                gscale = (dfull if f is None else dfull * f).sum().reshape(scale.shape)
             if ctx.needs_input_grad[1]:
                 gf = (dfull if scale is None else dfull * scale).sum_to_size(f.shape)
         if ctx.needs_input_grad[5]:
@@ -119,28 +172,35 @@ class _SpectralFilter(torch.autograd.Function):
         return gy, gf, None, None, gscale, gadd, None
 
 
-def _check(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None, shape: tuple[int, int]) -> None:
-    if not isinstance(y, torch.Tensor) or not isinstance(f, torch.Tensor):
-        raise TypeError("spectral_filter: y and f must be torch.Tensors, got "
-                        f"{type(y).__name__} and {type(f).__name__}")
+def _check(y: torch.Tensor, f: torch.Tensor | None, c: torch.Tensor | None, shape: tuple[int, int]
+           ) -> None:
+    fn = "filter_half_spectrum"
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{fn}: y must be a torch.Tensor, got {type(y).__name__}")
+    if f is None and c is None:
+        raise ValueError(f"{fn}: give a filter f, a complex factor c, or both")
+    for name, t in (("f", f), ("c", c)):
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
     half = (shape[0], shape[1] // 2 + 1)
     if y.dim() < 2 or tuple(y.shape[-2:]) != tuple(shape):
-        raise ValueError(f"spectral_filter: y must have trailing shape {tuple(shape)}, got "
-                         f"{tuple(y.shape)}")
-    if f.is_complex() or f.dim() < 2 or tuple(f.shape[-2:]) != half:
-        raise ValueError(f"spectral_filter: f must be real with trailing shape {half} (the rfft "
-                         f"half spectrum of {tuple(shape)}), got {f.dtype} {tuple(f.shape)}")
-    if c is not None and (tuple(c.shape[-2:]) != half):
-        raise ValueError(f"spectral_filter: c must have trailing shape {half}, got {tuple(c.shape)}")
+        raise ValueError(f"{fn}: y must have trailing shape {tuple(shape)}, got {tuple(y.shape)}")
+    if y.is_complex():
+        raise TypeError(f"{fn}: y must be real (the rfft of a real image), got {y.dtype}")
+    if f is not None and (f.is_complex() or f.dim() < 2 or tuple(f.shape[-2:]) != half):
+        raise ValueError(f"{fn}: f must be real with trailing shape {half} (the rfft half spectrum of "
+                         f"{tuple(shape)}), got {f.dtype} {tuple(f.shape)}")
+    if c is not None and (c.dim() < 2 or tuple(c.shape[-2:]) != half):
+        raise ValueError(f"{fn}: c must have trailing shape {half}, got {tuple(c.shape)}")
     for name, t in (("f", f), ("c", c)):
         if t is not None and t.device != y.device:
-            raise ValueError(f"spectral_filter: y is on {y.device} but {name} is on {t.device}; "
+            raise ValueError(f"{fn}: y is on {y.device} but {name} is on {t.device}; "
                              "move them to one device")
 
 
-def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = None,
-                    shape: tuple[int, int] | None = None, scale: torch.Tensor | None = None,
-                    add: torch.Tensor | None = None, keep_spectrum: bool = False) -> torch.Tensor:
+def filter_half_spectrum(y: torch.Tensor, f: torch.Tensor | None = None, c: torch.Tensor | None = None,
+                         shape: tuple[int, int] | None = None, scale: torch.Tensor | None = None,
+                         add: torch.Tensor | None = None, keep_spectrum: bool = False) -> torch.Tensor:
     """``add + scale * irfft2(rfft2(y) * c * f, s=shape)`` with a memory-lean custom backward.
 
     The optional scalar ``scale`` and summand ``add`` let one unrolled layer
@@ -152,7 +212,7 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
     y : torch.Tensor
         Real images ``(..., H, W)``: float32/float64, or float16/bfloat16
         (computed in float32, returned in the input dtype).
-    f : torch.Tensor
+    f : torch.Tensor, optional
         Real filter on the rfft half spectrum ``(..., H, W // 2 + 1)``, may
         require a gradient; leading dims broadcast against ``y``'s.
     c : torch.Tensor, optional
@@ -180,7 +240,7 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
     >>> import torch
     >>> y = torch.randn(2, 8, 8, dtype=torch.float64)
     >>> f = torch.ones(8, 5, dtype=torch.float64, requires_grad=True)
-    >>> out = spectral_filter(y, f)
+    >>> out = filter_half_spectrum(y, f)
     >>> torch.allclose(out, y)
     True
     >>> out.sum().backward(); f.grad.shape
@@ -191,7 +251,7 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
     dtype = y.dtype
     if dtype in _HALF:
         y = y.float()
-    if f.dtype != y.dtype:
+    if f is not None and f.dtype != y.dtype:
         f = f.to(y.dtype)
     if c is not None:
         want = torch.complex128 if y.dtype == torch.float64 else torch.complex64
@@ -199,15 +259,18 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
             c = c.to(want)
     if scale is not None:
         if not isinstance(scale, torch.Tensor) or scale.dim() != 0:
-            raise ValueError(f"spectral_filter: scale must be a 0-d tensor, got {scale!r:.80}")
+            raise ValueError(f"filter_half_spectrum: scale must be a 0-d tensor, got {scale!r:.80}")
         scale = scale.to(y.dtype)
     if add is not None:
         add = add.to(y.dtype) if add.dtype in _HALF else add
+    if c is not None and c.requires_grad:
+        raise ValueError("filter_half_spectrum: c is a constant and must not require a gradient; "
+                         "use plain_filter_half_spectrum for a learned complex factor")
     grads = any(t is not None and t.requires_grad for t in (y, f, scale, add))
     if torch.is_grad_enabled() and grads:
-        out = _SpectralFilter.apply(y, f, c, shape, scale, add, keep_spectrum)
+        out = _HalfSpectrumFilter.apply(y, f, c, shape, scale, add, keep_spectrum)
     else:
-        out = plain_spectral_filter(y, f, c, shape)
+        out = plain_filter_half_spectrum(y, f, c, shape)
         if scale is not None:
             out = out * scale
         if add is not None:
@@ -215,17 +278,45 @@ def spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = N
     return out.to(dtype) if dtype in _HALF else out
 
 
-def plain_spectral_filter(y: torch.Tensor, f: torch.Tensor, c: torch.Tensor | None = None,
-                          shape: tuple[int, int] | None = None) -> torch.Tensor:
+def plain_filter_half_spectrum(y: torch.Tensor, f: torch.Tensor | None = None,
+                               c: torch.Tensor | None = None,
+                               shape: tuple[int, int] | None = None) -> torch.Tensor:
     """The same map through plain autograd of ``torch.fft`` (the reference for tests and benchmarks).
 
     Examples
     --------
     >>> import torch
     >>> y = torch.randn(8, 8, dtype=torch.float64)
-    >>> torch.allclose(plain_spectral_filter(y, 2 * torch.ones(8, 5, dtype=torch.float64)), 2 * y)
+    >>> torch.allclose(plain_filter_half_spectrum(y, 2 * torch.ones(8, 5, dtype=torch.float64)), 2 * y)
     True
     """
     shape = tuple(y.shape[-2:]) if shape is None else tuple(shape)
-    m = f if c is None else c * f
+    m = c if f is None else (f if c is None else c * f)
     return torch.fft.irfft2(torch.fft.rfft2(y) * m, s=shape)
+
+
+def fourier_multiply(x: torch.Tensor, H: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Real circular convolution in Fourier space: ``irfft2(rfft2(x) * H, s=shape)``.
+
+    ``H`` is a transfer function on the rfft half spectrum of ``shape``. With
+    a gradient to record and a constant ``H`` this runs the memory-lean
+    :func:`filter_half_spectrum` (backward = the adjoint, nothing but ``H``
+    kept); with a learned ``H`` plain autograd; with no graph to record the
+    spectrum is multiplied in place (one allocation fewer).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.randn(2, 8, 8)
+    >>> H = torch.ones(8, 5, dtype=torch.complex64)
+    >>> torch.allclose(fourier_multiply(x, H, (8, 8)), x, atol=1e-6)
+    True
+    """
+    if H.requires_grad:
+        return torch.fft.irfft2(torch.fft.rfft2(x) * H, s=shape)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _HalfSpectrumFilter.apply(x, None, H, tuple(shape), None, None, False)
+    X = torch.fft.rfft2(x)
+    if X.dtype != H.dtype:  # e.g. half-precision spectra
+        return torch.fft.irfft2(X * H, s=shape)
+    return torch.fft.irfft2(X.mul_(H), s=shape)
