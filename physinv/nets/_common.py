@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..operators import LinearOperator
+from ..operators import Factorization, LinearOperator
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
@@ -103,7 +103,5 @@ def _move(obj: Any, device: torch.device) -> None:
             if t.device != device:
                 obj.to(device)
             break
-    elif hasattr(obj, "U") and hasattr(obj, "V") and hasattr(obj, "s"):  # Factorization
-        obj.U.to(device)
-        obj.V.to(device)
-        obj.s = obj.s.to(device)
+    elif isinstance(obj, Factorization):
+        obj.to(device)

@@ -226,8 +226,7 @@ class Convolution(LinearOperator):
     def _svd(self):
         if self.boundary != "circular":
             raise_no_factorization(self)
-        big = torch.fft.irfft2(self.tf, s=self.grid)
-        return FourierFactorization(torch.fft.fft2(big), self.tf, self.grid)
+        return FourierFactorization(self.tf, self.grid)
 
     def _exact_norm(self):
         if self.boundary == "circular":

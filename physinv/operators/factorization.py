@@ -151,6 +151,13 @@ class Factorization:
         U = self.U if phase == 1.0 else Scaled(self.U, phase)
         return Factorization(U, self.s * mag, self.V, real=self.real and not isinstance(c, complex))
 
+    def to(self, device: torch.device | str) -> Factorization:
+        """Move ``U``, ``s`` and ``V`` to ``device`` in place (precision unchanged); returns ``self``."""
+        self.U.to(device)
+        self.V.to(device)
+        self.s = self.s.to(device)
+        return self
+
     @property
     def in_shape(self) -> tuple[int, ...]:
         """Trailing shape of the operator's inputs."""
@@ -258,6 +265,7 @@ def pseudo_inverse_filter(rcond: float = 1e-6) -> Filter:
         keep = s > rcond * s.max()
         return torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
 
+    f.elementwise = True  # type: ignore[attr-defined]
     return f
 
 
@@ -309,6 +317,7 @@ def tikhonov_filter(lam: float | torch.Tensor) -> Filter:
         return torch.where(den > 0, s / torch.where(den > 0, den, torch.ones_like(den)),
                            torch.zeros_like(den))
 
+    f.elementwise = True  # type: ignore[attr-defined]
     return f
 
 
@@ -335,6 +344,8 @@ def wiener_filter(noise_sigma: float, signal_power: Any = 1.0) -> Filter:
         return torch.where(den > 0, s * P / torch.where(den > 0, den, torch.ones_like(den)),
                            torch.zeros_like(den))
 
+    # a per-index power P is laid out on the full spectrum: only a scalar P is elementwise
+    f.elementwise = torch.as_tensor(signal_power).dim() == 0  # type: ignore[attr-defined]
     return f
 
 
