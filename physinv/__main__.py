@@ -1,7 +1,8 @@
-"""``python -m physinv`` runs the command line."""
+"""``python -m physinv`` runs the command line (the same as the ``physinv`` command)."""
 
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

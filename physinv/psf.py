@@ -3,17 +3,23 @@
 Every constructor returns a ``float64`` :class:`torch.Tensor` of odd size
 (centre at ``size // 2``, the :func:`scipy.ndimage.convolve` convention),
 unless an explicit ``size`` says otherwise.
+
+:func:`from_spec` builds any of them from a short text such as
+``"gaussian:2"`` or ``"motion:9,30"`` (see :data:`SPEC_KINDS`), or reads a
+PSF from an ``.npy``, ``.png`` or ``.tif`` file.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import os
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-__all__ = ["gaussian", "motion", "disk", "airy", "from_array", "check_psf"]
+__all__ = ["gaussian", "motion", "disk", "airy", "from_array", "from_file", "from_spec", "parse_spec",
+           "ParsedSpec", "check_psf", "SPEC_KINDS", "SPEC_FILE_EXTENSIONS"]
 
 
 def check_psf(psf: Any, image_shape: tuple[int, ...] | None = None, normalize: bool = True) -> torch.Tensor:
@@ -192,3 +198,290 @@ def from_array(a: Any) -> torch.Tensor:
             [0.0000, 0.5000, 0.0000]], dtype=torch.float64)
     """
     return check_psf(a)
+
+
+# ----------------------------------------------------------------- text specs
+#: The PSF kinds :func:`from_spec` understands: kind -> ``(syntax, meaning)``.
+#: Parameters are in pixels (angles in degrees); ``SIZE`` is the side length of
+#: the kernel and defaults as in the constructor of the same name.
+SPEC_KINDS: dict[str, tuple[str, str]] = {
+    "gaussian": ("gaussian:SIGMA[,SIZE]", "isotropic Gaussian, standard deviation SIGMA (see gaussian)"),
+    "motion": ("motion:LENGTH[,ANGLE_DEG[,SIZE]]",
+               "linear motion of LENGTH pixels at ANGLE_DEG degrees counter-clockwise from +x, "
+               "default 0 (see motion)"),
+    "disk": ("disk:RADIUS[,SIZE]", "uniform disk (defocus) of RADIUS (see disk)"),
+    "airy": ("airy:RADIUS[,SIZE]", "Airy pattern, first dark ring at RADIUS (see airy)"),
+}
+
+#: File types :func:`from_spec` and :func:`from_file` read.
+SPEC_FILE_EXTENSIONS: tuple[str, ...] = (".npy", ".png", ".tif", ".tiff")
+
+# kind -> (constructor, names of its float parameters, number of required ones, default side length)
+_SPEC_PARAMS: dict[str, tuple[Any, tuple[str, ...], int, Any]] = {
+    "gaussian": (gaussian, ("SIGMA",), 1, lambda sigma: 2 * math.ceil(3 * sigma) + 1),
+    "motion": (motion, ("LENGTH", "ANGLE_DEG"), 1, lambda length, angle=0.0: _odd(length)),
+    "disk": (disk, ("RADIUS",), 1, lambda radius: 2 * math.ceil(radius) + 1),
+    "airy": (airy, ("RADIUS",), 1, lambda radius: 2 * math.ceil(3 * radius) + 1),
+}
+
+
+def _spec_help() -> str:
+    forms = ", ".join(syntax for syntax, _ in SPEC_KINDS.values())
+    return f"expected one of {forms}, or the path of an existing {'/'.join(SPEC_FILE_EXTENSIONS)} file"
+
+
+def from_file(path: str | os.PathLike) -> torch.Tensor:
+    """Read a PSF from a ``.npy``, ``.png`` or ``.tif``/``.tiff`` file, normalised to unit sum.
+
+    NPY files are read without pickling; PNG through scikit-image; TIFF
+    through tifffile (integer or float samples).  A colour image is accepted
+    only when its red, green and blue channels are equal (a grey picture
+    stored as RGB); alpha is dropped.  The array then goes through
+    :func:`check_psf`, so it must be 2-D, finite, and have a non-zero sum.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    torch.Tensor
+        ``float64`` kernel with unit sum.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not an existing file.
+    ValueError
+        For an unsupported extension, an unreadable file, or a kernel that
+        fails :func:`check_psf`; the message names the file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> p = os.path.join(tempfile.mkdtemp(), "k.npy")
+    >>> np.save(p, np.array([[1.0, 3.0]]))
+    >>> from_file(p)
+    tensor([[0.2500, 0.7500]], dtype=torch.float64)
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"psf file {path!r} does not exist")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in SPEC_FILE_EXTENSIONS:
+        raise ValueError(f"psf file {path!r}: unsupported extension {ext!r}; "
+                         f"expected one of {', '.join(SPEC_FILE_EXTENSIONS)}")
+    try:
+        if ext == ".npy":
+            a = np.load(path, allow_pickle=False)
+        elif ext in (".tif", ".tiff"):
+            import tifffile
+
+            a = tifffile.imread(path)
+        else:
+            import skimage.io
+
+            a = skimage.io.imread(path)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"psf file {path!r} cannot be read: {type(e).__name__}: {e}") from e
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        rgb = a[..., :3]
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+            raise ValueError(f"psf file {path!r} is a colour image with differing channels, shape "
+                             f"{a.shape}; a PSF must be grey (save it as one channel)")
+        a = rgb[..., 0]
+    if a.dtype == bool or np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float64)  # normalise in float64, whatever the file stores
+    try:
+        return check_psf(a)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"psf file {path!r}: {e}") from e
+
+
+def _parse_number(text: str, what: str, spec: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"psf spec {spec!r}: {what} must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"psf spec {spec!r}: {what} must be finite, got {text!r}")
+    return value
+
+
+def _parse_size(text: str, spec: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"psf spec {spec!r}: SIZE must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"psf spec {spec!r}: SIZE must be a positive integer, got {text!r}")
+    return value
+
+
+class ParsedSpec(NamedTuple):
+    """A PSF spec taken apart by :func:`parse_spec` (nothing built, nothing read yet)."""
+
+    #: One of :data:`SPEC_KINDS`, or ``"file"``.
+    kind: str
+    #: The numeric parameters in the order of the constructor (empty for a file).
+    params: tuple[float, ...]
+    #: The explicit ``SIZE``, or ``None`` for the constructor's default.
+    size: int | None
+    #: The file path when ``kind == "file"``, else ``None``.
+    path: str | None
+
+    def default_side(self) -> int | None:
+        """Side length of the kernel the spec builds (``None`` for a file: known once read)."""
+        if self.kind == "file":
+            return None
+        if self.size is not None:
+            return self.size
+        return _SPEC_PARAMS[self.kind][3](*self.params)
+
+
+def parse_spec(spec: str | os.PathLike) -> ParsedSpec:
+    """Check a PSF spec and take it apart without building the kernel.
+
+    Accepts exactly what :func:`from_spec` accepts and raises the same
+    errors for malformed text, so it is cheap enough to validate user input
+    (a command-line flag) before any large array is allocated.  A file is
+    only checked to exist and to have a supported extension.
+
+    Parameters
+    ----------
+    spec : str or os.PathLike
+        See :func:`from_spec`.
+
+    Returns
+    -------
+    ParsedSpec
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, a missing, extra, malformed or non-positive
+        parameter, or a file of an unsupported type.
+    TypeError
+        If ``spec`` is not a string or path.
+
+    Examples
+    --------
+    >>> parse_spec("motion:9,30")
+    ParsedSpec(kind='motion', params=(9.0, 30.0), size=None, path=None)
+    >>> parse_spec("gaussian:2,15").default_side()
+    15
+    >>> parse_spec("disk:-1")
+    Traceback (most recent call last):
+        ...
+    ValueError: psf spec 'disk:-1': RADIUS must be > 0, got -1.0; expected disk:RADIUS[,SIZE]
+    """
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and os.path.isfile(spec)):
+        path = os.fspath(spec)
+        if not os.path.isfile(path):
+            raise ValueError(f"psf spec {path!r}: no such file")
+        ext = os.path.splitext(path)[1].lower()
+        if ext not in SPEC_FILE_EXTENSIONS:
+            raise ValueError(f"psf spec {path!r}: unsupported file extension {ext!r}; "
+                             f"expected one of {', '.join(SPEC_FILE_EXTENSIONS)}")
+        return ParsedSpec("file", (), None, path)
+    if not isinstance(spec, str):
+        raise TypeError(f"spec must be a str such as 'gaussian:2' or a file path, got {type(spec).__name__}")
+    text = spec.strip()
+    if not text:
+        raise ValueError(f"psf spec is empty; {_spec_help()}")
+    kind, colon, rest = text.partition(":")
+    kind = kind.strip().lower()
+    if kind not in _SPEC_PARAMS:
+        if not colon and (os.sep in text or "/" in text or os.path.splitext(text)[1]):
+            raise ValueError(f"psf spec {spec!r}: no such file, and not a PSF kind; {_spec_help()}")
+        raise ValueError(f"psf spec {spec!r}: unknown kind {kind!r}; {_spec_help()}")
+    _build, names, required, _side = _SPEC_PARAMS[kind]
+    syntax = SPEC_KINDS[kind][0]
+    parts = [p.strip() for p in rest.split(",")] if rest.strip() else []
+    if len(parts) < required:
+        raise ValueError(f"psf spec {spec!r}: {kind} needs {', '.join(names[:required])}; "
+                         f"expected {syntax}")
+    if any(p == "" for p in parts):
+        raise ValueError(f"psf spec {spec!r}: empty parameter; expected {syntax}")
+    if len(parts) > len(names) + 1:
+        raise ValueError(f"psf spec {spec!r}: too many parameters ({len(parts)}); expected {syntax}")
+    params = tuple(_parse_number(p, n, spec) for p, n in zip(parts, names))
+    if params[0] <= 0:
+        raise ValueError(f"psf spec {spec!r}: {names[0]} must be > 0, got {params[0]}; expected {syntax}")
+    size = _parse_size(parts[len(names)], spec) if len(parts) > len(names) else None
+    return ParsedSpec(kind, params, size, None)
+
+
+def from_spec(spec: str | os.PathLike, max_size: int | None = None) -> torch.Tensor:
+    """A PSF from a short text spec or a file path, normalised to unit sum.
+
+    Parameters
+    ----------
+    spec : str or os.PathLike
+        Either ``KIND:P1[,P2...]`` with a kind of :data:`SPEC_KINDS`:
+
+        ==================================== ==============================================
+        ``gaussian:SIGMA[,SIZE]``            :func:`gaussian` ``(SIGMA, size=SIZE)``
+        ``motion:LENGTH[,ANGLE_DEG[,SIZE]]`` :func:`motion` ``(LENGTH, ANGLE_DEG, size=SIZE)``
+        ``disk:RADIUS[,SIZE]``               :func:`disk` ``(RADIUS, size=SIZE)``
+        ``airy:RADIUS[,SIZE]``               :func:`airy` ``(RADIUS, size=SIZE)``
+        ==================================== ==============================================
+
+        or the path of an existing ``.npy``, ``.png``, ``.tif``/``.tiff``
+        file (read by :func:`from_file`).  An existing file always wins over
+        the ``KIND:`` reading.  Kinds are case-insensitive; spaces around
+        the parts are ignored.
+    max_size : int, optional
+        Refuse, before building it, a kernel whose side would exceed
+        ``max_size`` pixels (e.g. the image size; guards against a typo
+        such as ``gaussian:2000`` allocating gigabytes).
+
+    Returns
+    -------
+    torch.Tensor
+        ``float64`` kernel with unit sum, exactly what the constructor (or
+        :func:`from_file`) returns.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, a missing, extra, malformed or non-positive
+        parameter (see :func:`parse_spec`), or a kernel larger than
+        ``max_size``; the message quotes the spec and lists the accepted forms.
+    TypeError
+        If ``spec`` is not a string or path.
+
+    Examples
+    --------
+    >>> k = from_spec("gaussian:1.5")
+    >>> torch.equal(k, gaussian(1.5)), round(float(k.sum()), 12)
+    (True, 1.0)
+    >>> from_spec("motion:9,30,11").shape
+    torch.Size([11, 11])
+    >>> from_spec("box:3")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: psf spec 'box:3': unknown kind 'box'; expected one of gaussian:SIGMA[,SIZE], ...
+    """
+    if max_size is not None:
+        max_size = _check_size(max_size, 0, "max_size")
+    parsed = parse_spec(spec)
+    if parsed.kind == "file":
+        k = from_file(parsed.path)  # type: ignore[arg-type]
+        if max_size is not None and max(k.shape) > max_size:
+            raise ValueError(f"psf spec {parsed.path!r}: the kernel in the file has shape "
+                             f"{tuple(k.shape)}, larger than max_size={max_size}")
+        return k
+    build = _SPEC_PARAMS[parsed.kind][0]
+    syntax = SPEC_KINDS[parsed.kind][0]
+    side = parsed.default_side()
+    if max_size is not None and side is not None and side > max_size:
+        raise ValueError(f"psf spec {spec!r}: the kernel would be {side} x {side} pixels, larger than "
+                         f"max_size={max_size}; use a smaller parameter or give SIZE ({syntax})")
+    try:
+        return build(*parsed.params, size=parsed.size)
+    except ValueError as e:  # pragma: no cover - parse_spec already checks what the constructors check
+        raise ValueError(f"psf spec {spec!r}: {e}; expected {syntax}") from e

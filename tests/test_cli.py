@@ -2,20 +2,63 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
-from physinv.cli import main, run_demo
+import physinv
+import physinv.cli
+from physinv.bench.demo import run_demo, save_demo_figure
+from physinv.cli import build_parser, main
+from physinv.data.images import skimage_image, skimage_images
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8"
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """main() sets torch's thread count from --threads; give every test the count it started with."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _demo(*args: str) -> list[str]:
+    return ["demo", "--size", "48", "--threads", "1", *args]
+
+
+# ------------------------------------------------------------------ the demo
 def test_demo_improves_psnr_and_writes_png(tmp_path):
     out = tmp_path / "demo.png"
-    r = run_demo(size=96, out=out, show=False)
+    r = run_demo(size=96)
+    save_demo_figure(r, out)
     assert out.exists() and out.stat().st_size > 1000
+    assert out.read_bytes()[:8] == PNG_MAGIC
     assert r["psnr_tikhonov"] > r["psnr_blurred"] + 0.5
     assert r["lam"] > 0
+    assert r["truth"].shape == r["observed"].shape == r["restored"].shape == (96, 96)
+    assert not list(tmp_path.glob("*.tmp"))  # the atomic write leaves no temporary behind
+
+
+def test_run_demo_is_deterministic_and_validates(tmp_path):
+    a = run_demo(size=32, psf="motion:5,30", seed=3)
+    b = run_demo(size=32, psf=a["psf"], seed=3)  # the same kernel given as an array
+    np.testing.assert_array_equal(a["observed"], b["observed"])
+    assert a["lam"] == b["lam"]
+    with pytest.raises(ValueError, match="noise"):
+        run_demo(size=32, noise=-1.0)
+    with pytest.raises(ValueError, match="larger than the 32 x 32 image"):
+        run_demo(size=32, psf="gaussian:50")
+    with pytest.raises(ValueError, match="does not exist"):
+        save_demo_figure(a, tmp_path / "missing" / "d.png")
+    with pytest.raises(ValueError, match="unsupported figure format"):
+        save_demo_figure(a, tmp_path / "d.bmp")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_main_demo_prints_psnr(tmp_path, capsys):
@@ -25,13 +68,105 @@ def test_main_demo_prints_psnr(tmp_path, capsys):
     assert "PSNR Tikhonov" in out and "dB" in out
 
 
+@pytest.mark.parametrize("name, magic", [("d.png", PNG_MAGIC), ("d.jpg", JPEG_MAGIC), ("D.JPEG", JPEG_MAGIC),
+                                         ("d.pdf", b"%PDF")])
+def test_demo_writes_the_format_its_extension_names(tmp_path, capsys, name, magic):
+    out = tmp_path / name
+    assert main(_demo("--out", str(out))) == 0
+    assert out.read_bytes()[:len(magic)] == magic
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_demo_out_folder_and_default_folder(tmp_path, monkeypatch):
+    run = tmp_path / "run1"
+    assert main(_demo("--out", str(run))) == 0  # a missing folder whose parent exists is created
+    assert (run / "demo.png").read_bytes()[:8] == PNG_MAGIC
+    monkeypatch.chdir(tmp_path)
+    assert main(_demo()) == 0
+    assert (tmp_path / "physinv_out" / "demo.png").read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("out", ["missing/dir/x.png", "missing/run"])
+def test_demo_refuses_a_missing_parent_folder(tmp_path, capsys, out):
+    with pytest.raises(SystemExit) as exc:
+        main(_demo("--out", str(tmp_path / out)))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "does not exist" in err
+    assert not (tmp_path / "missing").exists()
+
+
+def test_demo_psf_spec_equals_kind_and_width(tmp_path, capsys):
+    assert main(_demo("--psf", "motion", "--width", "5", "--out", str(tmp_path / "a.png"))) == 0
+    a = capsys.readouterr().out
+    assert main(_demo("--psf", "motion:5,30", "--out", str(tmp_path / "b.png"))) == 0
+    b = capsys.readouterr().out
+    psnr_lines = [line.split("(")[0] for line in a.splitlines() if line.startswith("PSNR")]
+    assert psnr_lines == [line.split("(")[0] for line in b.splitlines() if line.startswith("PSNR")]
+
+
+def test_threads_flag_sets_torch_threads(tmp_path):
+    torch.set_num_threads(2)
+    assert main(_demo("--threads", "1", "--out", str(tmp_path / "t.png"))) == 0
+    assert torch.get_num_threads() == 1
+
+
+# --------------------------------------------------------------- bad input
 def test_bad_arguments_exit_nonzero(tmp_path, capsys):
-    assert main(["demo", "--noise", "-1", "--out", str(tmp_path / "x.png")]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--noise", "-1", "--out", str(tmp_path / "x.png")])
+    assert exc.value.code == 2
     assert "noise" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--psf", "square"])
 
 
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--size", "-5", "must be a non-negative integer, got -5"),
+    ("--size", "abc", "got abc"),
+    ("--width", "0", "must be a finite number > 0, got 0"),
+    ("--noise", "nan", "got nan"),
+    ("--noise", "-0.1", "must be a finite number >= 0"),
+    ("--seed", "-1", "must be a non-negative integer"),
+    ("--threads", "0", "must be a positive integer, got 0"),
+    ("--psf", "square", "unknown kind 'square'"),
+    ("--psf", "gaussian:-1", "SIGMA must be > 0"),
+    ("--psf", "disk:2,x", "SIZE must be a positive integer"),
+    ("--out", "x.foo", "unsupported figure format '.foo'"),
+    ("--image", "lena", "invalid choice"),
+])
+def test_bad_flag_exits_2_naming_the_flag(capsys, flag, value, fragment):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", flag, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: " in err and fragment in err
+    assert "Traceback" not in err
+
+
+def test_library_errors_exit_2_without_traceback(tmp_path, capsys):
+    # the kernel (81 x 81) is larger than the image (32 x 32): found by the library
+    assert main(["demo", "--size", "32", "--psf", "disk:40", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("physinv demo: error: ") and "larger than the 32 x 32 image" in err
+    assert "Traceback" not in err
+    # --width next to a full spec would be ignored: refused instead
+    assert main(_demo("--psf", "gaussian:2", "--width", "3", "--out", str(tmp_path / "y.png"))) == 2
+    assert "--width" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_keyboard_interrupt_exits_130(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("physinv.cli.demo.run_demo", interrupted)
+    assert main(_demo()) == 130
+    err = capsys.readouterr().err
+    assert err == "physinv demo: interrupted\n"
+
+
+# --------------------------------------------------------- the command set
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
@@ -45,7 +180,79 @@ def test_help_lists_commands(capsys):
     assert main([]) == 2  # no command: prints help, exits non-zero
 
 
+def _command_parsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def _commands() -> list[str]:
+    return sorted(_command_parsers())
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_help(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: physinv {command}")
+
+
+def test_threads_help_says_why():
+    help_text = _command_parsers()["demo"].format_help()
+    assert "--threads" in help_text and "oversubscribes" in help_text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out == f"physinv {physinv.__version__}\n"
+
+
+def test_commands_register_through_modules(tmp_path, monkeypatch, capsys):
+    (tmp_path / "hello.py").write_text(
+        "def register(subparsers, common):\n"
+        "    p = subparsers.add_parser('hello', parents=[common['seed']])\n"
+        "    p.set_defaults(handler=lambda args: 7 + args.seed)\n"
+    )
+    (tmp_path / "broken.py").write_text("import physinv_no_such_dependency\n")
+    monkeypatch.setattr(physinv.cli, "__path__", [*physinv.cli.__path__, str(tmp_path)])
+    # a command module that does not exist yet is skipped; one that is there is dispatched to
+    monkeypatch.setattr(physinv.cli, "COMMAND_MODULES", ("demo", "not_written_yet", "hello"))
+    assert main(["hello", "--seed", "2"]) == 9
+    # a module that exists but fails to import is an error, never skipped
+    monkeypatch.setattr(physinv.cli, "COMMAND_MODULES", ("demo", "broken"))
+    with pytest.raises(ModuleNotFoundError, match="physinv_no_such_dependency"):
+        build_parser()
+    for name in ("hello", "broken"):
+        sys.modules.pop(f"physinv.cli.{name}", None)
+
+
 def test_module_entry_point_runs():
     res = subprocess.run([sys.executable, "-m", "physinv", "demo", "--help"], capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0 and "--noise" in res.stdout
+
+
+def test_module_entry_point_version():
+    res = subprocess.run([sys.executable, "-m", "physinv", "--version"], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout == f"physinv {physinv.__version__}\n"
+
+
+# ----------------------------------------------------- the demo's image loader
+def test_skimage_image_resizes_the_bundled_picture():
+    full = skimage_image("camera")
+    np.testing.assert_array_equal(full, skimage_images(["camera"])["camera"])
+    small = skimage_image("astronaut", size=(24, 40))
+    assert small.shape == (24, 40) and small.dtype == np.float64
+    assert 0.0 <= small.min() <= small.max() <= 1.0
+    # anti-aliased resizing keeps the mean brightness
+    assert np.isclose(skimage_image("camera", 64).mean(), full.mean(), atol=0.01)
+    with pytest.raises(ValueError, match="size"):
+        skimage_image("camera", size=0)
+    with pytest.raises(ValueError, match="unknown scikit-image picture 'lena'"):
+        skimage_image("lena")
+    with pytest.raises(TypeError, match="name"):
+        skimage_image(3)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from .images import (
     random_patches,
     random_phantom,
     shepp_logan,
+    skimage_image,
     skimage_images,
     split_sources,
     textured_phantoms,
@@ -29,6 +30,7 @@ from .images import (
 __all__ = [
     "InverseProblemDataset", "sample_generator", "SCHEMA_VERSION", "DatasetFileError", "H5Dataset",
     "save_dataset", "SKIMAGE_IMAGES", "Patches", "Phantoms", "available_skimage_images", "load_image",
-    "load_images", "random_patches", "random_phantom", "shepp_logan", "skimage_images", "split_sources",
+    "load_images", "random_patches", "random_phantom", "shepp_logan", "skimage_image",
+    "skimage_images", "split_sources",
     "textured_phantoms", "to_gray_float",
 ]

@@ -22,6 +22,7 @@ __all__ = [
     "SKIMAGE_IMAGES",
     "available_skimage_images",
     "skimage_images",
+    "skimage_image",
     "shepp_logan",
     "random_phantom",
     "textured_phantoms",
@@ -175,6 +176,57 @@ def skimage_images(names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         path = os.path.join(skimage.data.data_dir, SKIMAGE_IMAGES[n])
         out[n] = to_gray_float(skimage.io.imread(path), name=n)
     return out
+
+
+def skimage_image(name: str, size: int | tuple[int, int] | None = None) -> np.ndarray:
+    """One bundled scikit-image picture as a grey ``float64`` image in ``[0, 1]``, optionally resized.
+
+    The picture is read from the files that ship with the installed
+    scikit-image (never downloaded) and converted like
+    :func:`skimage_images`.  Resizing uses :func:`skimage.transform.resize`
+    with anti-aliasing; the result is clipped to ``[0, 1]``.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available_skimage_images`, e.g. ``"camera"``.
+    size : int or (int, int), optional
+        Output size: ``n`` for ``n x n`` or ``(H, W)``.  ``None`` keeps the
+        original size.
+
+    Returns
+    -------
+    numpy.ndarray
+        2-D ``float64`` array with values in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown or not-bundled ``name``, or a ``size`` that is not a
+        positive int or a pair of positive ints.
+    TypeError
+        If ``name`` is not a string.
+
+    Examples
+    --------
+    >>> img = skimage_image("camera", size=64)
+    >>> img.shape, img.dtype, 0.0 <= float(img.min()) <= float(img.max()) <= 1.0
+    ((64, 64), dtype('float64'), True)
+    >>> skimage_image("astronaut", size=(32, 48)).shape
+    (32, 48)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str naming a scikit-image picture, got {type(name).__name__}")
+    hw = None if size is None else _check_hw(size, "size")
+    if name not in SKIMAGE_IMAGES:
+        raise ValueError(f"name: unknown scikit-image picture {name!r}; "
+                         f"available: {available_skimage_images()}")
+    img = skimage_images([name])[name]
+    if hw is not None and hw != img.shape:
+        from skimage import transform
+
+        img = transform.resize(img, hw, anti_aliasing=True)
+    return np.clip(img, 0.0, 1.0)
 
 
 # -------------------------------------------------------------------- phantoms

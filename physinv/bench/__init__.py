@@ -1,0 +1,1 @@
+"""Studies built on the library: reproducible experiments with their figures and tables."""
