@@ -1,12 +1,16 @@
 """A small training run used by tests/test_train.py in subprocesses and under torchrun.
 
-    python tests/_train_script.py --out DIR [--kill-at-step N] [--resume] [--dropout]
+    python tests/_train_script.py --out DIR [--kill-at-step N] [--kill-in-write N] [--resume] [--dropout]
     python -m torch.distributed.run --nproc_per_node=2 tests/_train_script.py --out DIR
 
 Writes DIR/final.pt (the final weights, rank 0) and, through the Trainer,
 DIR/last.pt, DIR/best.pt and DIR/log.jsonl.  With --kill-at-step N the process
 SIGKILLs itself while computing the loss of optimizer step N, so nothing gets
-a chance to clean up.
+a chance to clean up.  With --kill-in-write N it SIGKILLs itself during the
+N-th write of last.pt, after the temporary file is complete and before it is
+renamed, leaving that temporary behind.  In-process tests pass
+``interrupt_at=N`` to :func:`build` to raise ``KeyboardInterrupt`` (Ctrl-C)
+from the loss of step N instead.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ class SmallNet(nn.Module):
 
 def build(out: str | None, epochs: int = 3, dropout: float = 0.0, kill_at: int | None = None,
           resume: bool = False, checkpoint_every: int | None = 3, batch_size: int = 4,
-          n_train: int = 16, progress: bool = False, seed: int = 5) -> Trainer:
+          n_train: int = 16, progress: bool = False, seed: int = 5,
+          interrupt_at: int | None = None) -> Trainer:
     torch.manual_seed(0)
     A = Convolution(gaussian(1.0, size=5), (16, 16))
     train = InverseProblemDataset(A, Phantoms(n_train, 16, seed=1), noise_sigma=(0.01, 0.05), seed=2)
@@ -51,6 +56,8 @@ def build(out: str | None, epochs: int = 3, dropout: float = 0.0, kill_at: int |
             calls["n"] += 1
             if kill_at is not None and calls["n"] == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if interrupt_at is not None and calls["n"] == interrupt_at:
+                raise KeyboardInterrupt
         return {"mse": nn.functional.mse_loss(pred, target), "l1": 0.1 * (pred - target).abs().mean()}
 
     t = Trainer(model, loss, torch.optim.Adam(model.parameters(), lr=3e-3), train, val,
@@ -60,15 +67,32 @@ def build(out: str | None, epochs: int = 3, dropout: float = 0.0, kill_at: int |
     return t
 
 
+def _kill_in_write(n: int) -> None:
+    """SIGKILL this process in the n-th rename of a temporary file onto last.pt (the write is complete)."""
+    replace, count = os.replace, {"n": 0}
+
+    def killing_replace(src, dst, **kw):
+        if os.path.basename(os.fspath(dst)) == "last.pt":
+            count["n"] += 1
+            if count["n"] == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return replace(src, dst, **kw)
+
+    os.replace = killing_replace
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--dropout", action="store_true")
     p.add_argument("--kill-at-step", type=int, default=None)
+    p.add_argument("--kill-in-write", type=int, default=None)
     p.add_argument("--resume", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(1)
+    if a.kill_in_write is not None:
+        _kill_in_write(a.kill_in_write)
     t = build(a.out, a.epochs, 0.3 if a.dropout else 0.0, a.kill_at_step, a.resume)
     t.fit()
     if t.rank == 0:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from physinv.metrics import psnr
-from physinv.train import Trainer, evaluate, load_weights
+from physinv.train import Trainer, evaluate, load_checkpoint, load_weights
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "tests", "_train_script.py")
@@ -46,7 +46,7 @@ def one_thread():
 def _weights(path_or_trainer):
     if isinstance(path_or_trainer, Trainer):
         return {k: v.clone() for k, v in path_or_trainer.module.state_dict().items()}
-    return torch.load(path_or_trainer, weights_only=True)["model"]
+    return load_checkpoint(path_or_trainer)["model"]
 
 
 def _same(a, b):
@@ -79,7 +79,7 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path, one_thread):
     r = _run([SCRIPT, "--out", out, "--dropout", "--kill-at-step", "8"])
     assert r.returncode == -9, r.stderr[-2000:]
     assert not os.path.exists(os.path.join(out, "final.pt"))
-    ck = torch.load(os.path.join(out, "last.pt"), weights_only=True)
+    ck = load_checkpoint(os.path.join(out, "last.pt"))
     assert (ck["global_step"], ck["epoch"], ck["batch_in_epoch"]) == (6, 1, 2)
     assert [f for f in os.listdir(out) if f.endswith(".tmp")] == []
     # resume in a fresh Trainer (a new process would do the same: everything comes from last.pt)
@@ -115,7 +115,7 @@ def test_torchrun_two_processes_match_single_process(tmp_path, one_thread):
     else:
         pytest.fail("torchrun did not finish in 150 s, twice:\n" + "\n----\n".join(failures))
     assert proc.returncode == 0, stdout[-2000:] + stderr[-3000:]
-    final = torch.load(os.path.join(out, "final.pt"), weights_only=True)
+    final = load_checkpoint(os.path.join(out, "final.pt"))
     assert final["world"] == 2
     assert final["steps_run"] == 12  # each rank took every step, on half of each global batch
     assert _max_diff(final["model"], _weights(single)) < 1e-6
@@ -168,10 +168,10 @@ def test_logs_checkpoints_plot_and_weights_only(tmp_path):
         assert {"val_psnr", "lr", "step", "epoch"} <= set(rec)
     assert lines[-1]["val_psnr"] > lines[0]["val_psnr"]
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ck = torch.load(tmp_path / "last.pt", weights_only=True)
+    ck = load_checkpoint(tmp_path / "last.pt")
     assert ck["epoch"] == 3 and ck["global_step"] == 12 and ck["batch_in_epoch"] == 0
     assert set(ck["rng"][0]) == {"torch", "cuda", "numpy", "python"}
-    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    best = load_checkpoint(tmp_path / "best.pt")
     assert best["monitor"] == "val_psnr" and best["value"] == pytest.approx(t.best)
     m2 = load_weights(Scale(), tmp_path / "best.pt")
     assert evaluate(m2, data, batch_size=8)["psnr"] == pytest.approx(best["value"], rel=1e-9)
@@ -316,7 +316,8 @@ def test_uses_the_gpu_without_code_change():
 def _doc_block(md, marker):
     text = open(os.path.join(ROOT, "docs", md)).read()
     after = text[text.index(marker):]
-    start = after.index("```python\n") + len("```python\n")
+    fence = after.index("```python")  # the fence may carry a tag (```python no-run)
+    start = after.index("\n", fence) + 1
     return after[start:after.index("```\n", start)]
 
 
@@ -333,7 +334,7 @@ def test_docs_example_runs_as_written(tmp_path, one_thread, capsys):
     assert f"resuming at epoch 1 (step 4) from {tmp_path / 'run' / 'last.pt'}" in capsys.readouterr().out
     log = [json.loads(s) for s in open(tmp_path / "run" / "log.jsonl")]
     assert [r["epoch"] for r in log] == [1, 2] and [r["step"] for r in log] == [4, 8]  # 1 epoch + 1 resumed
-    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
     assert best["value"] == max(r["val_psnr"] for r in log)
     assert all(math.isfinite(v) for v in rows.values()) and len(rows) == 4
     # the best checkpoint, evaluated again, reproduces the logged best validation PSNR

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._random import mix_seed
 from ..operators.base import LinearOperator
 
 __all__ = ["InverseProblemDataset", "sample_generator"]
@@ -30,8 +31,7 @@ def sample_generator(seed: int, index: int) -> torch.Generator:
     >>> bool((a == torch.rand(2, generator=sample_generator(0, 5))).all())
     True
     """
-    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, np.uint32)
-    return torch.Generator(device="cpu").manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    return torch.Generator(device="cpu").manual_seed(mix_seed(seed, index))
 
 
 def _check_sigma(noise_sigma: Any) -> float | tuple[float, float]:
