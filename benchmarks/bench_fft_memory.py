@@ -5,7 +5,7 @@ CPU peak resident memory, ``ru_maxrss``, belongs to that variant alone):
 
 - ``autograd``: layer by layer, plain autograd through ``torch.fft`` (the reference);
 - ``custom``:   layer by layer through the memory-lean custom autograd functions
-  (``fourier_multiply`` for A and A^H, ``spectral_filter`` for the learned preconditioner);
+  (``fourier_multiply`` for A and A^H, ``filter_half_spectrum`` for the learned preconditioner);
 - ``fused``:    the whole unrolled net as one spectral filter (Landweber filter
   factors, two FFTs; exact for a circular convolution).
 

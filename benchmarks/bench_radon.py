@@ -84,7 +84,7 @@ def main():
     from skimage.transform import iradon, radon, resize
 
     from physinv.operators import Radon
-    from physinv.tomo import fbp
+    from physinv.solvers import fbp
 
     n, n_ang, batch = args.size, args.angles, args.batch
     theta = np.linspace(0.0, 180.0, n_ang, endpoint=False)

@@ -26,8 +26,7 @@ from skimage.transform import resize  # noqa: E402
 
 from physinv.metrics import psnr  # noqa: E402
 from physinv.operators import Radon  # noqa: E402
-from physinv.solvers import cgls  # noqa: E402
-from physinv.tomo import fbp  # noqa: E402
+from physinv.solvers import cgls, fbp  # noqa: E402
 
 
 def main():

@@ -6,7 +6,7 @@ factorizations, classical solvers, and networks that keep the physics fixed.
 
 from . import data, metrics, nets, operators, psf, solvers, testing, train
 from .operators import Convolution, LinearOperator, Matrix, Radon
-from .tomo import fbp
+from .solvers import fbp
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,8 @@ package may import it.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+import warnings
+from collections.abc import Hashable, MutableMapping, Sequence
 from typing import Any
 
 import torch
@@ -19,6 +20,8 @@ __all__ = [
     "complex_dtype",
     "real_dtype",
     "compute_dtype",
+    "check_device",
+    "cached_cast",
 ]
 
 Shape = tuple[int, ...]
@@ -151,3 +154,150 @@ def check_trailing(x: Any, shape: Sequence[int], name: str, where: str, *, real:
     if not (x.is_floating_point() or x.is_complex()):
         raise TypeError(f"{where}: {name} must be a floating or complex tensor, got {x.dtype}")
     return x
+
+
+_SPARSE = (torch.sparse_csr, torch.sparse_coo)
+
+
+def _signature(t: torch.Tensor) -> tuple:
+    """What identifies the contents of ``t`` cheaply: storage, version counter, dtype, device, shape."""
+    data = t if t.layout == torch.strided else (t.values() if t.layout == torch.sparse_csr else t._values())
+    try:
+        version = data._version
+    except RuntimeError:  # inference tensors keep no version counter
+        version = None
+    return (data.data_ptr(), version, t.dtype, t.device, tuple(t.shape), t.layout)
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype, conj: bool) -> torch.Tensor:
+    if t.layout == torch.strided:
+        out = t.to(dtype)
+        return out.conj().resolve_conj() if conj else out.resolve_conj()
+    values = t.values() if t.layout == torch.sparse_csr else t._values()
+    values = torch.conj_physical(values.to(dtype)) if conj else values.to(dtype)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        if t.layout == torch.sparse_csr:  # the index arrays are shared, not copied
+            return torch.sparse_csr_tensor(t.crow_indices(), t.col_indices(), values, size=t.shape,
+                                           check_invariants=False)
+        return torch.sparse_coo_tensor(t._indices(), values, size=t.shape, is_coalesced=t.is_coalesced(),
+                                       check_invariants=False)
+
+
+def check_device(tensor: torch.Tensor, like: torch.Tensor, where: str, holder: str = "operator") -> None:
+    """Refuse an input ``like`` on another device than the constant ``tensor``, naming both devices.
+
+    Examples
+    --------
+    >>> import torch
+    >>> check_device(torch.zeros(2), torch.zeros(2, device="meta"), "Pad")
+    Traceback (most recent call last):
+    ...
+    ValueError: Pad: input is on meta but the operator is on cpu; move one of them with .to(device)
+    """
+    if tensor.device != like.device:
+        raise ValueError(f"{where}: input is on {like.device} but the {holder} is on {tensor.device}; "
+                         "move one of them with .to(device)")
+
+
+def cached_cast(cache: MutableMapping[Hashable, Any], key: Hashable, tensor: torch.Tensor,
+                like: torch.Tensor, *, complex_: bool | None = None, conj: bool = False,
+                real: torch.dtype | None = None, move: bool = False, where: str = "cast",
+                holder: str = "operator") -> torch.Tensor:
+    """``tensor`` in the precision of ``like``, conjugated if asked: cast once, then served from ``cache``.
+
+    The one cast path of physinv for constant tensors (operator buffers,
+    network constants, factorizations): a float64 constant applied to float32
+    data is cast to float32 once, the cast kept in ``cache`` under ``key``
+    and reused while ``tensor`` is unchanged (same storage and version
+    counter, so an in-place update or a replaced buffer is seen). Owners
+    clear ``cache`` when they are moved or cast.
+
+    Parameters
+    ----------
+    cache : dict
+        Where casts are kept (owned by the caller, e.g. an operator).
+    key : hashable
+        The name of ``tensor`` in ``cache``.
+    tensor : torch.Tensor
+        The constant: dense, or sparse CSR/COO (then only the values are
+        cast; the index arrays are shared with ``tensor``, not copied).
+    like : torch.Tensor
+        The input whose precision (float32/float64, or the real part's for
+        complex ``like``) the result takes.
+    complex_ : bool, optional
+        Return the complex dtype of that precision (a real ``tensor`` is
+        promoted); default: complex exactly when ``tensor`` is. ``False`` for
+        a complex ``tensor`` is refused.
+    conj : bool
+        Return the complex conjugate (a no-op for real results).
+    real : torch.dtype, optional
+        The real precision to use instead of ``like``'s (e.g. float32 for
+        half-precision inputs of FFT code).
+    move : bool
+        Move to ``like``'s device instead of refusing a device mismatch.
+    where : str
+        The function or class named in error messages.
+    holder : str
+        What holds ``tensor``, named in the device error ("operator", "network").
+
+    Returns
+    -------
+    torch.Tensor
+        ``tensor`` itself when nothing is to change. A tensor that requires a
+        gradient is cast afresh on every call (a cached cast would keep an old
+        graph), as is a first cast made under :func:`torch.inference_mode`.
+
+    Raises
+    ------
+    ValueError
+        ``like`` is on another device than ``tensor`` (both are named), or
+        ``complex_=False`` for a complex ``tensor``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cache = {}
+    >>> h = torch.tensor([1 + 2j, 3 - 1j], dtype=torch.complex128)
+    >>> x = torch.zeros(2, dtype=torch.float32)
+    >>> cached_cast(cache, "h", h, x)
+    tensor([1.+2.j, 3.-1.j])
+    >>> cached_cast(cache, "h", h, x, conj=True).dtype
+    torch.complex64
+    >>> cached_cast(cache, "h", h, x) is cached_cast(cache, "h", h, x)
+    True
+    >>> cached_cast(cache, "h", h, torch.zeros(2, dtype=torch.float64)) is h
+    True
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{where}: {key!r} must be a torch.Tensor, got {type(tensor).__name__}")
+    if not isinstance(like, torch.Tensor):
+        raise TypeError(f"{where}: the input must be a torch.Tensor, got {type(like).__name__}")
+    if tensor.layout != torch.strided and tensor.layout not in _SPARSE:
+        raise TypeError(f"{where}: {key!r} has layout {tensor.layout}; dense, sparse CSR and sparse COO "
+                        "tensors can be cast")
+    if not (like.is_floating_point() or like.is_complex()):
+        raise TypeError(f"{where}: the input must be a floating or complex tensor, got {like.dtype}")
+    if not move:
+        check_device(tensor, like, where, holder)
+    want_complex = tensor.is_complex() if complex_ is None else bool(complex_)
+    if tensor.is_complex() and not want_complex:
+        raise ValueError(f"{where}: {key!r} is complex ({tensor.dtype}); complex_=False would drop its "
+                         "imaginary part")
+    precision = real_dtype(like.dtype) if real is None else real
+    want = complex_dtype(precision) if want_complex else precision
+    conj = bool(conj) and tensor.is_complex()
+    device = like.device
+    if tensor.dtype == want and not conj and tensor.device == device:
+        return tensor
+    if tensor.requires_grad:
+        return _cast(tensor.to(device), want, conj)
+    ckey = (key, want, conj, device) if move else (key, want, conj)
+    sig = _signature(tensor)
+    hit = cache.get(ckey)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    out = _cast(tensor.to(device) if move else tensor, want, conj)
+    if not (torch.is_inference_mode_enabled() and out.is_inference()):
+        cache[ckey] = (sig, out)
+    return out

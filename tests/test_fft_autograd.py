@@ -40,13 +40,13 @@ def _setup(H, W, lead=(2,), f_lead=(), seed=0):
 
 @pytest.mark.parametrize("H,W", [(6, 8), (5, 7), (4, 5), (7, 6), (1, 4)])
 @pytest.mark.parametrize("with_c", [False, True])
-def test_spectral_filter_gradcheck(H, W, with_c):
+def test_filter_half_spectrum_gradcheck(H, W, with_c):
     y, f, c = _setup(H, W)
     cc = c if with_c else None
     assert gradcheck(lambda y, f: filter_half_spectrum(y, f, cc), (y, f))
 
 
-def test_spectral_filter_gradcheck_scale_add():
+def test_filter_half_spectrum_gradcheck_scale_add():
     y, f, c = _setup(6, 7)
     t = torch.tensor(0.7, dtype=f64, requires_grad=True)
     a = torch.randn(2, 6, 7, dtype=f64, requires_grad=True)
@@ -57,7 +57,7 @@ def test_spectral_filter_gradcheck_scale_add():
     torch.testing.assert_close(out, a + t * plain_filter_half_spectrum(y, f, c))
 
 
-def test_spectral_filter_gradcheck_broadcast_filter():
+def test_filter_half_spectrum_gradcheck_broadcast_filter():
     # a per-sample filter (leading dims of f) and a shared one broadcast over channels
     y, f, c = _setup(6, 6, lead=(3, 2), f_lead=(3, 1))
     assert gradcheck(lambda y, f: filter_half_spectrum(y, f, c), (y, f))
@@ -116,7 +116,7 @@ def _saved(fn):
     return out, list(seen.values())
 
 
-def test_spectral_filter_saves_no_spectra():
+def test_filter_half_spectrum_saves_no_spectra():
     B, H, W = 8, 16, 16
     y, f, c = _setup(H, W, lead=(B,))
     _, saved = _saved(lambda: filter_half_spectrum(y * 1.0, f, c))

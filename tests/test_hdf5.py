@@ -23,7 +23,7 @@ from physinv.data import (
     Phantoms,
     save_dataset,
 )
-from physinv.data.hdf5 import partial_path
+from physinv.data.hdf5 import _seal, partial_path
 from physinv.operators import Convolution, Matrix
 from physinv.psf import gaussian
 
@@ -83,6 +83,13 @@ def test_round_trip_samples_sigma_operator_metadata(tmp_path):
     with h5py.File(path) as f:  # chunked per sample and compressed
         assert f["x"].chunks == (1, 12, 12) and f["x"].compression == "gzip"
         assert f["y"].chunks == (1, 12, 12)
+        # schema 2: every dataset carries a checksum; never-written chunks read as NaN
+        assert all(f[k].fletcher32 for k in ("x", "y", "noise_sigma", "sample_digest"))
+        assert all(np.isnan(f[k].fillvalue) for k in ("x", "y", "noise_sigma"))
+        assert f["noise_sigma"].chunks is not None and f["sample_digest"].shape == (len(ds), 16)
+    assert h5.schema_version == 2 and h5.sigma(4) == ds.sigma(4)
+    for k in ("attrs_sha256", "operator_sha256", "noise_sigma_sha256", "sample_digest_sha256"):
+        assert len(md[k]) == 64
     y, x, s = H5Dataset(path, return_sigma=True, dtype=torch.float64)[2]
     assert y.dtype == torch.float64 and float(s) == pytest.approx(ds.sigma(2))
     assert not os.path.exists(partial_path(path))
@@ -95,6 +102,8 @@ def test_arrays_lzf_and_large_operator_json(tmp_path):
     x = rng.random((5, 12, 12))
     y = np.einsum("ij,nj->ni", M, x.reshape(5, -1))
     path = save_dataset(tmp_path / "m.h5", (y, x), operator=A, noise_sigma=0.0, compression="lzf")
+    with h5py.File(path) as f:
+        assert f["x"].compression == "lzf" and f["x"].fletcher32
     assert len(json.dumps(A.to_config())) > 64 * 1024 // 4  # a big attribute (dense storage needed)
     h5 = H5Dataset(path)
     np.testing.assert_array_equal(h5[4][1].numpy(), x[4])
@@ -102,8 +111,10 @@ def test_arrays_lzf_and_large_operator_json(tmp_path):
     np.testing.assert_allclose(h5.operator(torch.from_numpy(x[4])).numpy(), y[4], rtol=1e-12)
     with pytest.raises(FileExistsError, match="overwrite"):
         save_dataset(path, (y, x))
-    save_dataset(path, (2 * y, x), overwrite=True)
+    save_dataset(path, (2 * y, x), overwrite=True, compression=None)
     assert torch.equal(H5Dataset(path)[0][0], torch.from_numpy(2 * y[0]))
+    with h5py.File(path) as f:  # the checksum filter also without compression
+        assert f["x"].compression is None and f["x"].fletcher32 and f["noise_sigma"].fletcher32
 
 
 def test_interrupted_write_is_invisible_then_resumes(tmp_path):
@@ -210,9 +221,12 @@ def good(tmp_path):
     return save_dataset(tmp_path / "good.h5", _ds(n=6))
 
 
-def _mutate(path, fn):
+def _mutate(path, fn, reseal=False):
+    """Change a file with h5py; ``reseal`` rewrites its digests (a crafted file that is self-consistent)."""
     with h5py.File(path, "r+") as f:
         fn(f)
+        if reseal:
+            _seal(f)
     return path
 
 
@@ -262,8 +276,84 @@ def test_schema_violations(good, mutation, message):
 
 def test_operator_disagreeing_with_samples(good):
     other = Convolution(gaussian(1.0, size=3), (8, 8)).to_config()
-    _mutate(good, lambda f: f.attrs.__setitem__("operator", json.dumps(other)))
+    _mutate(good, lambda f: f.attrs.__setitem__("operator", json.dumps(other)), reseal=True)
     h5 = H5Dataset(good)  # the samples themselves are fine
     assert h5[0][0].shape == (12, 12)
     with pytest.raises(DatasetFileError, match=r"maps \(8, 8\)"):
         _ = h5.operator
+
+
+@pytest.mark.parametrize("mutation", [
+    lambda f: f.attrs.__setitem__("seed", 7),
+    lambda f: f.attrs.__setitem__("metadata", json.dumps({"purpose": "other"})),
+    lambda f: f.attrs.__setitem__("extra", 1),
+])
+def test_modified_attributes_fail_their_digest(good, mutation):
+    _mutate(good, mutation)
+    with pytest.raises(DatasetFileError, match="root attributes do not match their SHA-256 digest") as e:
+        H5Dataset(good)
+    assert good in str(e.value)
+
+
+def test_modified_tables_and_samples_fail_their_digests(good):
+    _mutate(good, lambda f: f["noise_sigma"].__setitem__(2, 0.5))
+    with pytest.raises(DatasetFileError, match="'/noise_sigma' does not match its SHA-256 digest"):
+        H5Dataset(good)
+    _mutate(good, lambda f: None, reseal=True)
+    _mutate(good, lambda f: f["x"].__setitem__(4, np.zeros((12, 12), np.float32)))
+    h5 = H5Dataset(good)
+    assert torch.equal(h5[3][1], _ds(n=6)[3][1])
+    with pytest.raises(DatasetFileError, match="sample 4 does not match its stored digest") as e:
+        h5[4]
+    assert good in str(e.value)
+
+
+def test_unknown_filter_is_refused(good):
+    def scaleoffset(f):
+        x = f["x"][:]
+        del f["x"]
+        f.create_dataset("x", data=x, chunks=(1, 12, 12), scaleoffset=3)
+    _mutate(good, scaleoffset)
+    with pytest.raises(DatasetFileError, match="'/x' uses HDF5 filter 6, which physinv does not read"):
+        H5Dataset(good)
+
+
+def _write_v1(path, ds, skip=None):
+    """A schema version 1 file, as physinv 0.1 wrote it (no checksums, zero fill)."""
+    n = len(ds)
+    y0, x0 = ds[0]
+    with h5py.File(path, "w", libver=("v108", "v108")) as f:
+        for name, t in (("x", x0), ("y", y0)):
+            f.create_dataset(name, shape=(n, *t.shape), dtype=np.float32, chunks=(1, *t.shape),
+                             compression="gzip", shuffle=True)
+        f.create_dataset("noise_sigma", shape=(n,), dtype=np.float64)
+        for i in range(n):
+            if i != skip:
+                f["y"][i], f["x"][i] = ds[i][0].numpy(), ds[i][1].numpy()
+            f["noise_sigma"][i] = ds.sigma(i)
+        for k, v in {"format": "physinv-dataset", "schema_version": 1, "n": n, "n_written": n,
+                     "complete": True, "x_shape": np.asarray(x0.shape), "y_shape": np.asarray(y0.shape),
+                     "operator": json.dumps(ds.A.to_config()), "generator": "{}", "fingerprint": "",
+                     "seed": 0, "physinv_version": "0.1.0", "created": "2024-01-01T00:00:00+00:00",
+                     "metadata": "{}"}.items():
+            f.attrs[k] = v
+    return str(path)
+
+
+def test_version_1_files_are_read_and_resaved(tmp_path):
+    ds = _ds(n=5)
+    old = H5Dataset(_write_v1(tmp_path / "v1.h5", ds))
+    assert old.schema_version == 1 and len(old) == 5
+    assert all(torch.equal(old[i][0], ds[i][0]) and torch.equal(old[i][1], ds[i][1]) for i in range(5))
+    np.testing.assert_array_equal(old.noise_sigma, [ds.sigma(i) for i in range(5)])
+    assert old.operator.to_config() == ds.A.to_config()
+    new = H5Dataset(save_dataset(tmp_path / "v2.h5", old, operator=old.operator))
+    assert new.schema_version == SCHEMA_VERSION == 2
+    assert all(torch.equal(new[i][0], ds[i][0]) and torch.equal(new[i][1], ds[i][1]) for i in range(5))
+    np.testing.assert_array_equal(new.noise_sigma, old.noise_sigma)
+    assert new.operator.to_config() == ds.A.to_config()
+    assert new.metadata["generator"]["source"] == "v1.h5"
+    # a version 1 file with a sample that was never written: refused on open, not read back as zeros
+    with pytest.raises(DatasetFileError, match="'/x' should have 5 stored chunks but its chunk index "
+                                               "lists 4"):
+        H5Dataset(_write_v1(tmp_path / "hole.h5", ds, skip=2))

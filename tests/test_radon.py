@@ -1,9 +1,12 @@
-"""Tests of the parallel-beam Radon operator, FBP and the Radon SVD."""
+"""Tests of the parallel-beam Radon operator, its caches, FBP and the Radon SVD."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -14,9 +17,16 @@ from scipy.ndimage import gaussian_filter
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
-from physinv.operators import Radon, from_config
+from physinv.operators import Radon, from_config, radon_matrix_nbytes, truncated_svd
+from physinv.operators.tomography import MAX_BYTES, cache
+from physinv.solvers import fbp, filter_sinogram, ramp_filter
+from physinv.solvers.fbp import FILTERS
 from physinv.testing import check_operator, dot_test
-from physinv.tomo import FILTERS, fbp, filter_sinogram, ramp_filter
+
+# Random test images fill the whole frame; the projection's warning about content outside the
+# circle is tested on its own below.
+pytestmark = pytest.mark.filterwarnings("ignore:Radon\\(circle=True\\):UserWarning")
+OUTSIDE = "outside the inscribed circle"
 
 
 def _psnr(x, ref):
@@ -76,7 +86,7 @@ def test_linearity_batching_and_dtype(A, seed, dtype):
 
 
 @pytest.mark.parametrize(
-    "geometry", [dict(image_size=9, angles=7), dict(image_size=(6, 11), angles=[5.0, 95.0], circle=False)]
+    "geometry", [dict(in_shape=9, angles=7), dict(in_shape=(6, 11), angles=[5.0, 95.0], circle=False)]
 )
 def test_passes_the_operator_battery(geometry):
     errors = check_operator(Radon(**geometry), batch=(2, 1))
@@ -151,8 +161,11 @@ def test_layout_and_angle_count_shortcut():
 @pytest.mark.parametrize("size, circle", [(9, False), ((37, 21), False), (40, True)])
 def test_scipy_views_match_the_operator(size, circle):
     A = Radon(size, [3.0, 77.0, 140.0], circle=circle)  # sizes above 16 use the tiled storage order
-    dense = A.to_dense().numpy()
+    n = A.shape[1]
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *A.in_shape)
+    dense = A(eye).reshape(n, -1).T.numpy()  # column p is A e_p, by the torch product
     np.testing.assert_allclose(A.to_scipy_sparse().toarray(), dense, atol=1e-12)
+    np.testing.assert_allclose(A.to_dense().numpy(), dense, atol=1e-12)
     v = np.random.default_rng(0).standard_normal(A.shape[0])
     np.testing.assert_allclose(A.to_scipy().rmatvec(v), dense.T @ v, atol=1e-10)
     np.testing.assert_allclose(A.adjoint(torch.from_numpy(v).reshape(A.out_shape)).reshape(-1).numpy(),
@@ -183,7 +196,7 @@ def test_fbp_matches_iradon_quick(filter_name):
     ref = iradon(radon(img, theta, circle=True), theta, filter_name=filter_name, circle=True)
     assert _psnr(ours, img) > _psnr(ref, img) - 0.5
     # from the same (scikit-image) sinogram the two reconstructions are close
-    same = A.fbp(torch.from_numpy(radon(img, theta, circle=True).T.copy()), filter=filter_name).numpy()
+    same = fbp(torch.from_numpy(radon(img, theta, circle=True).T.copy()), A, filter=filter_name).numpy()
     assert np.linalg.norm(same - ref) / np.linalg.norm(ref) < 0.03
 
 
@@ -265,15 +278,16 @@ def test_svd_refuses_requests_that_do_not_fit():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(image_size=8, angles=[]), "angles must not be empty"),
-        (dict(image_size=8, angles=[0.0, float("nan")]), "angles must be finite"),
-        (dict(image_size=8, angles=[0.0, float("inf")]), "angles must be finite"),
-        (dict(image_size=8, angles=0), "angles"),
-        (dict(image_size=8, angles=[[0.0, 1.0]]), "angles must be 1-D"),
-        (dict(image_size=(8, 10), angles=4), "image_size: circle=True needs a square"),
-        (dict(image_size=(8, 10, 3), angles=4, circle=False), "image_size"),
-        (dict(image_size=0, angles=4), "image_size"),
-        (dict(image_size=8, angles=4, n_detectors=0), "n_detectors"),
+        (dict(in_shape=8, angles=[]), "angles must not be empty"),
+        (dict(in_shape=8, angles=[0.0, float("nan")]), "angles must be finite"),
+        (dict(in_shape=8, angles=[0.0, float("inf")]), "angles must be finite"),
+        (dict(in_shape=8, angles=0), "angles"),
+        (dict(in_shape=8, angles=[[0.0, 1.0]]), "angles must be 1-D"),
+        (dict(in_shape=(8, 10), angles=4), "in_shape: circle=True needs a square"),
+        (dict(in_shape=(8, 10, 3), angles=4, circle=False), "in_shape"),
+        (dict(in_shape=0, angles=4), "in_shape"),
+        (dict(in_shape=8, angles=4, n_detectors=0), "n_detectors"),
+        (dict(in_shape=8, angles=4, max_bytes=0), "max_bytes"),
     ],
 )
 def test_bad_geometry(kwargs, match):
@@ -310,16 +324,13 @@ def test_same_geometry_shares_the_system_matrix():
 
 
 def test_system_matrix_disk_cache(tmp_path):
-    import physinv.operators.radon as radon_module
-
     angles = [3.0, 47.0, 101.0]
     A = Radon(13, angles, cache_dir=tmp_path)
     files = [f for f in os.listdir(tmp_path) if f.startswith("radon_system_")]
     assert len(files) == 1
     dense = A.to_dense()
     del A
-    radon_module._SYSTEMS.clear()
-    radon_module._RECENT.clear()
+    cache.clear_memory_cache()
     B = Radon(13, angles, cache_dir=tmp_path)  # read back from the file
     torch.testing.assert_close(B.to_dense(), dense, rtol=0, atol=0)
     assert dot_test(B) < 1e-12
@@ -340,3 +351,183 @@ def test_cuda_matches_cpu():
     Ac = Radon(16, 9).to("cuda")
     torch.testing.assert_close(Ac(x.cuda()).cpu(), A(x), rtol=1e-4, atol=1e-4)
     assert dot_test(Ac, torch.float64) < 1e-10
+
+
+def test_in_shape_forms_and_configs_written_before_the_rename():
+    A = Radon(in_shape=(7, 7), angles=3)
+    assert A.in_shape == Radon(7, 3).in_shape == (7, 7)
+    assert A.to_config()["in_shape"] == [7, 7]
+    old = {"type": "Radon", "image_size": [7, 7], "angles": A.angles.tolist(), "n_detectors": 7,
+           "circle": True}
+    x = torch.randn(7, 7, dtype=torch.float64) * A.circle_mask()
+    torch.testing.assert_close(from_config(old)(x), A(x), rtol=0, atol=0)
+
+
+# ----------------------------------------------------- untrusted sizes
+def test_refuses_geometries_above_max_bytes_before_building():
+    with pytest.raises(ValueError, match=r"angles.*GiB.*max_bytes"):
+        Radon(16, 10**7)  # would be about 110 GiB: refused from the estimate alone
+    with pytest.raises(ValueError, match="max_bytes"):
+        Radon(8, [0.0, 45.0], max_bytes=1000)
+    need = radon_matrix_nbytes(8, [0.0, 45.0])
+    assert Radon(8, [0.0, 45.0], max_bytes=need).nbytes <= need
+    # the largest documented geometries stay within the default
+    assert radon_matrix_nbytes(512, 360) < MAX_BYTES
+    assert radon_matrix_nbytes(512, 360, circle=False) < MAX_BYTES
+
+
+@pytest.mark.parametrize("geometry", [dict(in_shape=12, angles=5),
+                                      dict(in_shape=(9, 14), angles=7, circle=False),
+                                      dict(in_shape=10, angles=[3.0, 91.0, 200.0], n_detectors=13)])
+def test_size_estimate_is_close_to_the_built_size(geometry):
+    A = Radon(**geometry)
+    est = radon_matrix_nbytes(**geometry)
+    assert 0.8 * A.nbytes < est < 1.3 * A.nbytes + 1000
+
+
+# ------------------------------------------------- content outside the circle
+def test_warns_when_content_outside_the_circle_is_ignored():
+    A = Radon(12, 5)
+    inside = torch.rand(3, 12, 12, dtype=torch.float64) * A.circle_mask()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        A(inside)
+        A(inside.float())
+        A(inside + 1e-10 * (~A.circle_mask()))  # rounding-level content (< sqrt(eps) of the norm)
+        Radon(12, 5, circle=False)(torch.rand(12, 12))
+    x = inside.clone()
+    x[1, 0, 0] = 0.1  # one corner pixel of one image of the batch
+    with pytest.warns(UserWarning, match=OUTSIDE):
+        A(x)
+    with pytest.warns(UserWarning, match=OUTSIDE):
+        A(x.to(torch.complex128))
+    with pytest.warns(UserWarning, match=OUTSIDE):
+        A.H.adjoint(x)  # the adjoint of A.H is A
+
+
+def test_adjoint_and_gradients_never_warn():
+    A = Radon(12, 5)
+    y = torch.randn(2, *A.out_shape, dtype=torch.float64)
+    x = (torch.rand(2, 12, 12, dtype=torch.float64) * A.circle_mask()).requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = A.adjoint(y)
+        A.H(y)
+        assert float(b[..., ~A.circle_mask()].abs().max()) == 0.0
+        (A(x) * y).sum().backward()  # backward runs the adjoint product
+        torch.autograd.grad((A.adjoint(y.requires_grad_()) ** 2).sum(), y)  # ... and the projection
+        A.to_dense()
+
+
+# --------------------------------------------------- the disk caches
+def _only(folder, prefix):
+    files = [f for f in os.listdir(folder) if f.startswith(prefix) and f.endswith(".npz")]
+    assert len(files) == 1, files
+    return os.path.join(folder, files[0])
+
+
+def _rewrite(path, **changes):
+    with np.load(path) as z:
+        arrays = {k: z[k].copy() for k in z.files}
+    for name, fn in changes.items():
+        fn(arrays[name])
+    np.savez(path, **arrays)  # a valid zip whose content is wrong
+
+
+def _set(i, value):
+    def fn(a):
+        a[i] = value
+    return fn
+
+
+SYSTEM_FAULTS = {
+    "out-of-range index": dict(indices=_set(5, 10**6)),
+    "negative index": dict(indices_t=_set(3, -1)),
+    "decreasing indptr": dict(indptr=lambda a: a.__setitem__(len(a) // 2, a[-1])),
+    "NaN value": dict(data_t=_set(7, np.nan)),
+}
+
+
+@pytest.mark.parametrize("fault", [*SYSTEM_FAULTS, "truncated file", "wrong geometry"])
+def test_a_faulty_system_cache_file_is_rebuilt_with_a_warning(tmp_path, fault):
+    angles = [10.0, 60.0, 130.0]
+    Radon(9, angles, cache_dir=tmp_path)
+    path = _only(tmp_path, "radon_system_")
+    if fault == "truncated file":
+        with open(path, "r+b") as fh:
+            fh.truncate(os.path.getsize(path) // 2)
+    elif fault == "wrong geometry":
+        other = tmp_path / "other"
+        Radon(9, angles + [170.0], cache_dir=other)
+        shutil.copyfile(_only(other, "radon_system_"), path)
+    else:
+        _rewrite(path, **SYSTEM_FAULTS[fault])
+    cache.clear_memory_cache()
+    fresh = Radon(9, angles)  # built from scratch, no disk cache
+    cache.clear_memory_cache()
+    with pytest.warns(UserWarning, match=re.escape(path)):
+        A = Radon(9, angles, cache_dir=tmp_path)
+    x = torch.randn(2, 9, 9, dtype=torch.float64) * A.circle_mask()
+    y = torch.randn(2, *A.out_shape, dtype=torch.float64)
+    torch.testing.assert_close(A(x), fresh(x), rtol=0, atol=0)
+    torch.testing.assert_close(A.adjoint(y), fresh.adjoint(y), rtol=0, atol=0)
+    cache.clear_memory_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the file was rewritten: read back without complaint
+        B = Radon(9, angles, cache_dir=tmp_path)
+    torch.testing.assert_close(B(x), fresh(x), rtol=0, atol=0)
+
+
+SVD_FAULTS = {
+    "NaN value": dict(s=_set(0, np.nan)),
+    "corrupted U": dict(u=lambda a: a.__setitem__((0, 0), a[0, 0] + 0.5)),
+    "increasing s": dict(s=lambda a: a.__setitem__(slice(None), a[::-1].copy())),
+    "flipped U column": dict(u=lambda a: a.__setitem__((slice(None), 0), -a[:, 0])),  # still orthonormal
+}
+
+
+@pytest.mark.parametrize("fault", [*SVD_FAULTS, "truncated file", "wrong geometry"])
+@pytest.mark.parametrize("k", [None, 4])
+def test_a_faulty_svd_cache_file_is_recomputed_with_a_warning(tmp_path, fault, k):
+    A = Radon(8, 9)
+    F = A.svd(k, cache_dir=tmp_path)
+    path = _only(tmp_path, "radon_svd_")
+    if fault == "truncated file":
+        with open(path, "r+b") as fh:
+            fh.truncate(os.path.getsize(path) - 100)
+    elif fault == "wrong geometry":
+        other = tmp_path / "other"
+        Radon(8, 10).svd(k, cache_dir=other)
+        shutil.copyfile(_only(other, "radon_svd_"), path)
+    else:
+        _rewrite(path, **SVD_FAULTS[fault])
+    with pytest.warns(UserWarning, match=re.escape(path)):
+        G = Radon(8, 9).svd(k, cache_dir=tmp_path)
+    torch.testing.assert_close(G.s, F.s, rtol=0, atol=0)
+    x = torch.randn(8, 8, dtype=torch.float64) * A.circle_mask()
+    torch.testing.assert_close(G.forward(x), F.forward(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        H = Radon(8, 9).svd(k, cache_dir=tmp_path)  # rewritten
+    torch.testing.assert_close(H.s, F.s, rtol=0, atol=0)
+
+
+def test_cache_dirs_expand_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    A = Radon(6, [0.0, 50.0], cache_dir="~/systems")
+    A.svd(cache_dir="~/svds")
+    A.svd(k=2, cache_dir="~/svds")
+    assert not (tmp_path / "~").exists()
+    _only(tmp_path / "home" / "systems", "radon_system_")
+    assert len(os.listdir(tmp_path / "home" / "svds")) == 2
+    with pytest.raises(TypeError, match="cache_dir"):
+        A.svd(cache_dir=3)
+
+
+def test_top_k_svd_is_the_generic_truncated_svd():
+    A = Radon(9, 12)
+    F, G = A.svd(k=5), truncated_svd(A, 5)
+    torch.testing.assert_close(F.s, G.s, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="k must be"):
+        A.svd(k=2.5)

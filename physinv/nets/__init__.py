@@ -3,7 +3,9 @@
 - :class:`SpectralFilterNet`: fixed ``U^H``, ``V`` of ``A = U diag(s) V^H`` and a
   learned diagonal (or a learned function of ``s`` and the noise level).
 - :class:`UnrolledLandweber`, :class:`UnrolledISTA`: classical iterations with
-  learned per-layer steps/thresholds, equal to the solvers at initialization.
+  learned per-layer steps/thresholds; every layer runs the solvers' own step
+  (:func:`physinv.solvers.landweber_step`, :func:`physinv.solvers.ista_step`),
+  so they equal the solvers at initialization by construction.
 - :class:`HybridNet`: a physics block followed by a residual CNN refiner.
 - :mod:`physinv.nets.cnn`: ``UNet``, ``DnCNN``, ``MLP`` and the
   :class:`DataDriven` wrapper for purely data-driven baselines.
@@ -13,9 +15,9 @@ from . import cnn
 from .cnn import MLP, DataDriven, DnCNN, UNet
 from .hybrid import HybridNet
 from .spectral import ParametricFilter, SpectralFilterNet
-from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber, soft_threshold
+from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber
 
 __all__ = [
     "SpectralFilterNet", "ParametricFilter", "UnrolledLandweber", "UnrolledISTA", "LearnedTransform",
-    "soft_threshold", "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn",
+    "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn",
 ]

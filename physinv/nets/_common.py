@@ -7,35 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..operators import Factorization, LinearOperator
-
-_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
-
-
-def real_dtype(x: torch.Tensor) -> torch.dtype:
-    """The real compute dtype for ``x`` (half types compute in float32)."""
-    if x.is_complex():
-        return torch.float64 if x.dtype == torch.complex128 else torch.float32
-    return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-
-
-def check_image(x: Any, shape: tuple[int, ...], name: str, where: str) -> torch.Tensor:
-    """Check that ``x`` is a real floating tensor with trailing ``shape``."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: {name} must be a torch.Tensor, got {type(x).__name__}")
-    n = len(shape)
-    if x.dim() < n or tuple(x.shape[x.dim() - n:]) != tuple(shape):
-        raise ValueError(f"{where}: {name} must have trailing shape {tuple(shape)}, got tensor of "
-                         f"shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{where}: {name} must be a real floating tensor, got {x.dtype}")
-    return x
-
-
-def check_operator(A: Any, name: str = "A") -> LinearOperator:
-    if not isinstance(A, LinearOperator):
-        raise TypeError(f"{name} must be a physinv LinearOperator, got {type(A).__name__}")
-    return A
+from .._validate import cached_cast, compute_dtype
+from ..operators import Factorization
 
 
 class PhysicsModule(nn.Module):
@@ -74,20 +47,16 @@ class PhysicsModule(nn.Module):
 
     # -- constants ------------------------------------------------------------
     def _const(self, name: str, like: torch.Tensor, complex_: bool = False) -> torch.Tensor:
-        """Buffer ``name`` in the compute precision of ``like`` (complex if ``complex_``)."""
-        buf = getattr(self, name)
-        if buf.device != like.device:
-            raise ValueError(f"{type(self).__name__}: input is on {like.device} but the network is on "
-                             f"{buf.device}; move one of them with .to(device)")
-        real = real_dtype(like)
-        key = (name, real, complex_)
-        hit = self._cast_cache.get(key)
-        if hit is None or hit.device != buf.device:
-            hit = buf.to(real)
-            if complex_:
-                hit = torch.view_as_complex(hit.contiguous())
-            self._cast_cache[key] = hit
-        return hit
+        """Buffer ``name`` in the compute precision of ``like`` (as complex if ``complex_``).
+
+        Cast once per precision by :func:`physinv._validate.cached_cast` (the
+        one cast path of physinv); complex constants are stored as a real view.
+        """
+        t = cached_cast(self._cast_cache, name, getattr(self, name), like, real=compute_dtype(like),
+                        where=type(self).__name__, holder="network")
+        if complex_:
+            return torch.view_as_complex(t if t.is_contiguous() else t.contiguous())
+        return t
 
     def _check_device(self, x: torch.Tensor) -> None:
         dev = self._held_device()

@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
+from .._validate import check_trailing
 from ..operators import LinearOperator
-from ._common import check_operator
+from ..solvers.result import require_operator
 
 __all__ = ["DnCNN", "UNet", "MLP", "DataDriven"]
 
@@ -172,9 +173,8 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(self, x, min_dim=len(self.in_shape))
+        check_trailing(x, self.in_shape, "input", "MLP", real=True)
         n = len(self.in_shape)
-        if tuple(x.shape[x.dim() - n:]) != self.in_shape:
-            raise ValueError(f"MLP: input must have trailing shape {self.in_shape}, got {tuple(x.shape)}")
         lead = x.shape[: x.dim() - n]
         return self.body(x.reshape(*lead, -1)).reshape(*lead, *self.out_shape)
 
@@ -209,7 +209,7 @@ class DataDriven(nn.Module):
         if input == "adjoint":
             if A is None:
                 raise ValueError("input='adjoint' needs the operator A")
-            check_operator(A)
+            require_operator(A, "DataDriven")
         self.model = model
         self.input = input
         self._A = [A]  # not a submodule: a dtype cast of the model must not touch the physics

@@ -15,11 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._validate import check_trailing, complex_dtype, compute_dtype
 from ..operators import FactorizationError, LinearOperator
 from ..operators.factorization import Factorization
-from ..operators.fourier import FourierFactorization
+from ..solvers.result import half_spectrum_path, require_operator
 from ..spectrum import filter_half_spectrum, plain_filter_half_spectrum
-from ._common import PhysicsModule, check_image, check_operator, real_dtype
+from ._common import PhysicsModule
 
 __all__ = ["SpectralFilterNet", "ParametricFilter"]
 
@@ -31,7 +32,7 @@ _ALTERNATIVES = ("use UnrolledLandweber or UnrolledISTA (they need only A and A^
 def _factorize(A: Any) -> Factorization:
     if isinstance(A, Factorization):
         return A
-    check_operator(A)
+    require_operator(A, "SpectralFilterNet")
     if not A.has_svd:
         raise FactorizationError(
             f"SpectralFilterNet needs an exact factorization A = U diag(s) V^H, and "
@@ -48,13 +49,15 @@ class _Spectrum:
     def __init__(self, F: Factorization, real: bool | None = None) -> None:
         self.F = F
         # A real operator maps real data to real images even when its U, V are complex
-        # (e.g. 2 * A or A.H for a convolution): the imaginary part is rounding.
-        self.real = (F.U.is_real and F.V.is_real) if real is None else bool(real)
-        self.fourier = isinstance(F, FourierFactorization)
+        # (a Fourier factorization, whose U carries the PSF's phase): the imaginary part is rounding.
+        self.real = F.real if real is None else bool(real)
+        # Any factorization that is a FourierFactorization (a circular convolution, a real
+        # multiple of one, its adjoint, a subclass) runs on the rfft half spectrum.
+        self.fourier = half_spectrum_path(F) is not None
         if self.fourier:
             H, W = F.grid_shape
             self.shape = (H, W)
-            self.s = F.s[..., : W // 2 + 1].to(torch.float64)
+            self.s = F.half_s.to(torch.float64)
             self.phase = F.half_phase_conj.to(torch.complex128).resolve_conj()
             fy = torch.fft.fftfreq(H, dtype=torch.float64)[:, None]
             fx = torch.fft.rfftfreq(W, dtype=torch.float64)[None, :]
@@ -286,9 +289,9 @@ class SpectralFilterNet(PhysicsModule):
         if A is not None and not self.parametric:
             raise ValueError("A= is only supported for parametric=True networks")
         spec = self._spec if A is None else self._spectrum_of(A)
-        check_image(y, spec.out_shape, "y", type(self).__name__)
+        check_trailing(y, spec.out_shape, "y", type(self).__name__, real=True)
         self._check_device(y)
-        rd = real_dtype(y)
+        rd = compute_dtype(y)
         if self.parametric:
             if A is None:
                 s = self._const("s", y)
@@ -312,8 +315,7 @@ class SpectralFilterNet(PhysicsModule):
             if A is None:
                 phase = self._const("phase", y, complex_=True)
             else:
-                ct = torch.complex128 if rd == torch.float64 else torch.complex64
-                phase = spec.phase.to(device=y.device, dtype=ct)
+                phase = spec.phase.to(device=y.device, dtype=complex_dtype(rd))
             return spec.apply(y, f, phase, plain=self.fft_path == "autograd")
         return spec.apply(y, f, None)
 

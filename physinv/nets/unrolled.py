@@ -2,7 +2,12 @@
 
 At initialization each network computes exactly the classical algorithm it
 unrolls (``physinv.solvers.landweber`` / ``physinv.solvers.ista`` with the same
-steps and thresholds), to floating-point accuracy.
+steps and thresholds), to floating-point accuracy, by construction: every
+layer runs the solvers' own step (:func:`~physinv.solvers.landweber_step`,
+:func:`~physinv.solvers.ista_step`) with the learned step and threshold. Only
+the memory-lean Fourier paths (the learned preconditioner, ``fft_path="fused"``)
+use specialised kernels, available for any operator whose exact factorization
+is a :class:`~physinv.operators.FourierFactorization`.
 """
 
 from __future__ import annotations
@@ -14,12 +19,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..operators import Convolution, LinearOperator
-from ..solvers.sparse import soft_threshold
-from ..spectrum import filter_half_spectrum, hermitian_symmetrize, plain_filter_half_spectrum
-from ._common import PhysicsModule, check_image, check_operator, real_dtype
+from .._validate import check_trailing, compute_dtype
+from ..operators import LinearOperator
+from ..solvers import ista_step, landweber_step, soft_threshold
+from ..solvers.result import half_spectrum_path, require_operator
+from ..spectrum import abs2, filter_half_spectrum, hermitian_symmetrize, plain_filter_half_spectrum
+from ._common import PhysicsModule
 
-__all__ = ["UnrolledLandweber", "UnrolledISTA", "soft_threshold", "LearnedTransform"]
+__all__ = ["UnrolledLandweber", "UnrolledISTA", "LearnedTransform"]
+
+#: What the Fourier-only options need, in error messages.
+_NEEDS_FOURIER = ("an operator whose exact factorization is a FourierFactorization (a circular "
+                  "Convolution, a real multiple of one, its adjoint)")
 
 
 def _steps(step: Any, n_layers: int, A: LinearOperator, name: str = "step") -> torch.Tensor:
@@ -42,25 +53,37 @@ def _steps(step: Any, n_layers: int, A: LinearOperator, name: str = "step") -> t
     return t
 
 
-def _circular_conv(A: LinearOperator) -> bool:
-    return isinstance(A, Convolution) and A.boundary == "circular"
+class _PlainFourier:
+    """``A`` and ``A^H`` of a Fourier-diagonal net through plain autograd of ``torch.fft`` (the reference)."""
+
+    def __init__(self, net: _Unrolled) -> None:
+        self.net = net
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        tf = self.net._const("tf", x, complex_=True)
+        return torch.fft.irfft2(torch.fft.rfft2(x) * tf, s=self.net.shape)
+
+    def adjoint(self, r: torch.Tensor) -> torch.Tensor:
+        tf = self.net._const("tf", r, complex_=True)
+        return torch.fft.irfft2(torch.fft.rfft2(r) * tf.conj(), s=self.net.shape)
 
 
 class _Unrolled(PhysicsModule):
     def __init__(self, A: LinearOperator, fft_path: str) -> None:
         super().__init__()
-        check_operator(A)
+        require_operator(A, type(self).__name__)
         if fft_path not in ("custom", "autograd", "fused"):
             raise ValueError(f"fft_path must be 'custom', 'autograd' or 'fused', got {fft_path!r}")
-        if fft_path in ("autograd", "fused") and not _circular_conv(A):
-            raise ValueError(f"fft_path={fft_path!r} needs a circular Convolution, got "
-                             f"{type(A).__name__}; use fft_path='custom'")
+        F = half_spectrum_path(A.svd() if A.has_svd else None)
+        if fft_path in ("autograd", "fused") and F is None:
+            raise ValueError(f"fft_path={fft_path!r} needs {_NEEDS_FOURIER}, got {type(A).__name__}; "
+                             "use fft_path='custom'")
         self._hold("A", A)
         self.fft_path = fft_path
-        if _circular_conv(A):
-            self.register_buffer("tf", torch.view_as_real(A.transfer_function().to(torch.complex128)
+        if F is not None:  # the transfer function, from the factorization's half spectrum
+            self.register_buffer("tf", torch.view_as_real(F.half_transfer.to(torch.complex128)
                                                           .resolve_conj()).clone())
-            self.shape = tuple(A.grid)
+            self.shape = tuple(F.grid_shape)
         else:
             self.tf = None
             self.shape = None
@@ -71,24 +94,17 @@ class _Unrolled(PhysicsModule):
         return self._held["A"]
 
     def _check_input(self, y: torch.Tensor, x0: torch.Tensor | None) -> None:
-        check_image(y, self.A.out_shape, "y", type(self).__name__)
+        check_trailing(y, self.A.out_shape, "y", type(self).__name__, real=True)
         self._check_device(y)
         dev = next(iter(self.A.buffers()), None)
         if dev is not None and dev.device != y.device:
             raise ValueError(f"{type(self).__name__}: y is on {y.device} but A is on {dev.device}")
         if x0 is not None:
-            check_image(x0, self.A.in_shape, "x0", type(self).__name__)
+            check_trailing(x0, self.A.in_shape, "x0", type(self).__name__, real=True)
 
-    def _fwd(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fft_path == "autograd":
-            return torch.fft.irfft2(torch.fft.rfft2(x) * self._const("tf", x, complex_=True), s=self.shape)
-        return self.A(x)
-
-    def _adj(self, r: torch.Tensor) -> torch.Tensor:
-        if self.fft_path == "autograd":
-            return torch.fft.irfft2(torch.fft.rfft2(r) * self._const("tf", r, complex_=True).conj(),
-                                    s=self.shape)
-        return self.A.adjoint(r)
+    def _op(self) -> Any:
+        """What the layers apply as ``A`` / ``A^H``: the operator, or its plain-autograd FFT form."""
+        return _PlainFourier(self) if self.fft_path == "autograd" else self.A
 
 
 class UnrolledLandweber(_Unrolled):
@@ -106,15 +122,18 @@ class UnrolledLandweber(_Unrolled):
         ``solvers.landweber(A, y, n_layers, step=step)``.
     precondition : bool
         Learn a Fourier-domain preconditioner ``P`` (one real value per rfft
-        half-spectrum index, shared by the layers, initialised to 1). Needs a
-        circular :class:`~physinv.operators.Convolution`.
+        half-spectrum index, shared by the layers, initialised to 1). Needs an
+        operator whose exact factorization is a
+        :class:`~physinv.operators.FourierFactorization` (a circular
+        :class:`~physinv.operators.Convolution`, a real multiple of one, its adjoint).
     dtype : torch.dtype
         Dtype of the parameters.
     fft_path : {"custom", "autograd", "fused"}
-        ``"custom"``: layer by layer through the operator's memory-lean FFT
-        autograd functions. ``"autograd"``: layer by layer with plain autograd
-        through ``torch.fft`` (the reference). ``"fused"``: for a circular
-        convolution every layer is diagonal in Fourier space, so the whole net
+        ``"custom"``: layer by layer through the operator (its memory-lean FFT
+        autograd functions), each layer :func:`~physinv.solvers.landweber_step`.
+        ``"autograd"``: layer by layer with plain autograd through ``torch.fft``
+        (the reference). ``"fused"``: for a Fourier-factorizable operator
+        every layer is diagonal in Fourier space, so the whole net
         is one spectral filter ``x = F^-1[phi_K(|h|^2) conj(h) F y]`` with
         ``phi_{k+1} = (1 - t_k p |h|^2) phi_k + t_k p``; computed with two
         FFTs, differentiable in ``t`` and ``p`` (same function, rounding aside).
@@ -140,9 +159,9 @@ class UnrolledLandweber(_Unrolled):
         self.n_layers = n_layers
         self.steps = nn.Parameter(_steps(step, n_layers, A).to(dtype))
         if precondition:
-            if not _circular_conv(A):
-                raise ValueError("precondition=True needs a circular Convolution (a Fourier-diagonal "
-                                 f"A^H A), got {type(A).__name__}")
+            if self.tf is None:
+                raise ValueError(f"precondition=True needs {_NEEDS_FOURIER} (a Fourier-diagonal A^H A), "
+                                 f"got {type(A).__name__}")
             H, W = self.shape
             self.precond = nn.Parameter(torch.ones(H, W // 2 + 1, dtype=dtype))
         else:
@@ -151,32 +170,35 @@ class UnrolledLandweber(_Unrolled):
     def forward(self, y: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
         """Run the ``n_layers`` iterations from ``x0`` (default zero)."""
         self._check_input(y, x0)
-        rd = real_dtype(y)
+        rd = compute_dtype(y)
         steps = self.steps.to(rd)
         if self.fft_path == "fused":
             return self._fused(y, x0, steps)
         x = torch.zeros(y.shape[:-len(self.A.out_shape)] + self.A.in_shape, dtype=y.dtype,
                         device=y.device) if x0 is None else x0
         p = None if self.precond is None else self.precond.to(rd)
+        op = self._op()
         for k in range(self.n_layers):
-            r = y - self._fwd(x)
-            if p is None:
-                x = x + steps[k] * self._adj(r)
-            elif self.fft_path == "autograd":
-                c = self._const("tf", r, complex_=True).conj()
+            if p is None:  # the solver's own step
+                x = landweber_step(op, x, y, steps[k])
+                continue
+            r = y - op(x)
+            c = self._const("tf", r, complex_=True).conj()
+            if self.fft_path == "autograd":
                 x = x + steps[k] * plain_filter_half_spectrum(r, p, c, self.shape)
             else:  # one autograd node per layer that keeps only rfft2(r) (r is a temporary)
-                c = self._const("tf", r, complex_=True).conj()
                 x = filter_half_spectrum(r, p, c, self.shape, scale=steps[k], add=x, keep_spectrum=True)
         return x
 
     def filter_factors(self, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(phi, psi)`` on the half spectrum: ``x_K = F^-1[phi conj(h) F y + psi F x0]`` (circular A)."""
+        """``(phi, psi)`` on the half spectrum: ``x_K = F^-1[phi conj(h) F y + psi F x0]``.
+
+        Needs an operator whose exact factorization is a FourierFactorization.
+        """
         if self.tf is None:
-            raise ValueError("filter_factors needs a circular Convolution")
+            raise ValueError(f"filter_factors needs {_NEEDS_FOURIER}")
         like = torch.empty(0, dtype=dtype, device=self.tf.device)
-        tf = self._const("tf", like, complex_=True)
-        a = (tf.real**2 + tf.imag**2)
+        a = abs2(self._const("tf", like, complex_=True))
         steps = self.steps.to(dtype)
         p = None if self.precond is None else hermitian_symmetrize(self.precond.to(dtype), self.shape[1])
         phi = torch.zeros_like(a)
@@ -189,7 +211,7 @@ class UnrolledLandweber(_Unrolled):
         return phi, psi
 
     def _fused(self, y, x0, steps):
-        rd = real_dtype(y)
+        rd = compute_dtype(y)
         phi, psi = self.filter_factors(rd)
         c = self._const("tf", y, complex_=True).conj()
         x = filter_half_spectrum(y, phi, c, self.shape)
@@ -295,7 +317,7 @@ class UnrolledISTA(_Unrolled):
             self.learned = nn.ModuleList([LearnedTransform(channels) for _ in range(n_layers)]).to(dtype)
             self.kind = "learned"
         elif transform is not None:
-            check_operator(transform, "transform")
+            require_operator(transform, type(self).__name__, "transform")
             if transform.in_shape != A.in_shape:
                 raise ValueError(f"transform must act on A.in_shape={A.in_shape}, got in_shape "
                                  f"{transform.in_shape}")
@@ -305,23 +327,22 @@ class UnrolledISTA(_Unrolled):
     def forward(self, y: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
         """Run the ``n_layers`` iterations from ``x0`` (default zero)."""
         self._check_input(y, x0)
-        rd = real_dtype(y)
+        rd = compute_dtype(y)
         steps, thr = self.steps.to(rd), self.thresholds.to(rd)
         x = torch.zeros(y.shape[:-len(self.A.out_shape)] + self.A.in_shape, dtype=y.dtype,
                         device=y.device) if x0 is None else x0
+        op = self._op()
+        W = self._held.get("W")
         for k in range(self.n_layers):
-            v = x + steps[k] * self._adj(y - self._fwd(x))
-            if self.kind == "pixel":
-                x = soft_threshold(v, thr[k])
-            elif self.kind == "fixed":
-                W = self._held["W"]
-                x = W.adjoint(soft_threshold(W(v), thr[k]))
-            else:
-                T = self.learned[k]
-                z = T.analysis(v)
-                # remove what the learned transform calls noise (its coefficients below the
-                # threshold); bias-free convolutions make theta = 0 an exact gradient step
-                x = v - T.synthesis(z - soft_threshold(z, thr[k]))
+            if self.kind != "learned":  # the solver's own step (W is None in the pixel domain)
+                x = ista_step(op, x, y, steps[k], thr[k], W)
+                continue
+            v = landweber_step(op, x, y, steps[k])
+            T = self.learned[k]
+            z = T.analysis(v)
+            # remove what the learned transform calls noise (its coefficients below the
+            # threshold); bias-free convolutions make theta = 0 an exact gradient step
+            x = v - T.synthesis(z - soft_threshold(z, thr[k]))
         return x
 
     def extra_repr(self) -> str:

@@ -12,33 +12,35 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._validate import Shape, as_shape, cached_cast, check_trailing, complex_dtype, real_dtype
+
 if TYPE_CHECKING:  # pragma: no cover
     from .factorization import Factorization
 
 __all__ = [
     "LinearOperator",
-    "Identity",
     "Composition",
     "Sum",
     "Scaled",
     "Adjoint",
     "FactorizationError",
     "from_config",
-    "as_shape",
+    "config_type",
+    "power_iteration",
 ]
-
-Shape = tuple[int, ...]
 
 #: Largest number of matrix entries :meth:`LinearOperator.to_dense` builds by default.
 DENSE_LIMIT = 2**26
 
+#: Config ``type`` -> operator class; see :func:`config_type` for the keys.
 _REGISTRY: dict[str, type[LinearOperator]] = {}
 
 
@@ -46,51 +48,48 @@ class FactorizationError(RuntimeError):
     """Raised when an operator has no exact factorization (and none was asked to be approximated)."""
 
 
-def as_shape(shape: Any, name: str) -> Shape:
-    """Validate and normalise a shape argument to a tuple of positive ints.
+def _is_builtin(cls: type) -> bool:
+    return cls.__module__ == "physinv" or cls.__module__.startswith("physinv.")
 
-    Parameters
-    ----------
-    shape : int or sequence of int
-        The shape to check.
-    name : str
-        The argument name used in error messages.
 
-    Returns
-    -------
-    tuple of int
+def config_type(cls: type[LinearOperator]) -> str:
+    """The ``type`` under which :func:`from_config` finds operator class ``cls``.
+
+    physinv's own operators are known by their class name (``"Convolution"``:
+    the name stored in data files); every other class by its module and
+    qualified name (``"mypackage.optics.Convolution"``), so a user class never
+    replaces a built-in one and two user classes of one name in different
+    modules never collide. Redefining a class (same module and qualified
+    name, e.g. re-running a notebook cell) replaces the earlier definition.
 
     Examples
     --------
-    >>> as_shape(5, "in_shape")
-    (5,)
-    >>> as_shape([3, 4], "in_shape")
-    (3, 4)
+    >>> from physinv.operators import Convolution
+    >>> config_type(Convolution)
+    'Convolution'
     """
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        shape = (int(shape),)
-    if isinstance(shape, torch.Size):
-        shape = tuple(shape)
-    if not isinstance(shape, Sequence) or isinstance(shape, str):
-        raise TypeError(f"{name} must be an int or a sequence of ints, got {type(shape).__name__}")
-    out = []
-    for s in shape:
-        if not isinstance(s, numbers.Integral) or isinstance(s, bool) or int(s) < 1:
-            raise ValueError(f"{name} must contain positive integers, got {tuple(shape)!r}")
-        out.append(int(s))
-    if not out:
-        raise ValueError(f"{name} must have at least one dimension, got ()")
-    return tuple(out)
+    if _is_builtin(cls):
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _complex_of(dtype: torch.dtype) -> torch.dtype:
-    return {torch.float32: torch.complex64, torch.float64: torch.complex128,
-            torch.float16: torch.complex32, torch.bfloat16: torch.complex64}.get(dtype, dtype)
+def _register(cls: type[LinearOperator]) -> None:
+    key = config_type(cls)
+    old = _REGISTRY.get(key)
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise TypeError(
+            f"operator type {key!r} is registered by {old.__module__}.{old.__qualname__}; "
+            f"physinv operators need distinct class names, rename {cls.__module__}.{cls.__qualname__}"
+        )
+    _REGISTRY[key] = cls
 
 
-def _real_of(dtype: torch.dtype) -> torch.dtype:
-    return {torch.complex64: torch.float32, torch.complex128: torch.float64,
-            torch.complex32: torch.float16}.get(dtype, dtype)
+def _renamed(kwargs: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """Config kwargs with the key ``old`` (written by an earlier physinv) read as ``new``."""
+    if old in kwargs and new not in kwargs:
+        kwargs = dict(kwargs)
+        kwargs[new] = kwargs.pop(old)
+    return kwargs
 
 
 class LinearOperator(nn.Module):
@@ -98,8 +97,13 @@ class LinearOperator(nn.Module):
 
     Subclasses implement ``_forward(x)`` and ``_adjoint(y)`` for inputs whose
     trailing dimensions already match (checked here) and any leading
-    dimensions.  Real operators (``is_real = True``: real coefficients) accept
-    complex inputs too: real and imaginary parts are mapped separately.
+    dimensions, returning results in the input's precision.  Constant tensors
+    are registered as buffers (``self.register_buffer``) and read in the hooks
+    with :meth:`buffer_like`, which casts them to the input's precision once
+    and checks the device.  Real operators (``is_real = True``: real
+    coefficients) accept complex inputs too: real and imaginary parts are
+    mapped separately.  ``_config`` (constructor arguments) enables
+    :meth:`to_config`; ``_svd`` an exact factorization.
 
     Parameters
     ----------
@@ -121,12 +125,14 @@ class LinearOperator(nn.Module):
 
     #: True when the operator has real coefficients (maps real inputs to real outputs).
     is_real: bool = True
+    #: True only for the identity map (lets compositions skip it without type checks).
+    is_identity: bool = False
 
     def __init__(self, in_shape: Any, out_shape: Any) -> None:
         super().__init__()
         self.in_shape: Shape = as_shape(in_shape, "in_shape")
         self.out_shape: Shape = as_shape(out_shape, "out_shape")
-        self._cast_cache: dict[tuple, torch.Tensor] = {}
+        self._cast_cache: dict[Any, Any] = {}  # buffer_like's casts; dropped by .to()
 
     # ------------------------------------------------------------------ hooks
     def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -145,37 +151,42 @@ class LinearOperator(nn.Module):
             "numerical SVD, or an iterative solver (cgls, landweber) that needs only A and A^H"
         )
 
+    @classmethod
+    def _from_config(cls, kwargs: dict[str, Any]) -> LinearOperator:
+        """Build from :meth:`_config` output (override when the config is not the constructor kwargs)."""
+        return cls(**kwargs)
+
     # ------------------------------------------------------------ application
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
+        _register(cls)
 
     @staticmethod
     def _check(x: Any, shape: Shape, name: str, op: str) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
-        n = len(shape)
-        if x.dim() < n or tuple(x.shape[x.dim() - n:]) != shape:
-            raise ValueError(
-                f"{op}: {name} must have trailing shape {shape}, got tensor of shape {tuple(x.shape)}"
-            )
-        if not (x.is_floating_point() or x.is_complex()):
-            raise TypeError(f"{op}: {name} must be a floating or complex tensor, got {x.dtype}")
-        return x
+        return check_trailing(x, shape, name, op)
 
     def _split_complex(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor):
         if self.is_real and x.is_complex():
             return torch.complex(fn(x.real.contiguous()), fn(x.imag.contiguous()))
         return fn(x)
 
+    def _empty(self, x: torch.Tensor, n_in: int, shape_out: Shape) -> torch.Tensor:
+        # an empty batch maps to an empty batch (FFT backends refuse empty transforms)
+        dtype = x.dtype if (self.is_real or x.is_complex()) else complex_dtype(x.dtype)
+        return x.new_zeros(x.shape[: x.dim() - n_in] + shape_out, dtype=dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the operator: ``y = A x``."""
         self._check(x, self.in_shape, "x", type(self).__name__)
+        if x.numel() == 0:
+            return self._empty(x, len(self.in_shape), self.out_shape)
         return self._split_complex(self._forward, x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """Apply the adjoint: ``x = A^H y``."""
         self._check(y, self.out_shape, "y", type(self).__name__ + ".adjoint")
+        if y.numel() == 0:
+            return self._empty(y, len(self.out_shape), self.in_shape)
         return self._split_complex(self._adjoint, y)
 
     def gram(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,28 +204,55 @@ class LinearOperator(nn.Module):
         return self.H
 
     # ------------------------------------------------------- buffer handling
-    def _like(self, name: str, x: torch.Tensor, complex_: bool | None = None) -> torch.Tensor:
-        """Return buffer ``name`` cast to the precision and checked against the device of ``x``.
+    def buffer_like(self, name: str, like: torch.Tensor, *, complex_: bool | None = None,
+                    conj: bool = False) -> torch.Tensor:
+        """Buffer ``name`` in the precision of ``like``: the one way hooks should read their buffers.
 
-        Casts are cached until the module is moved (``.to``), so repeated
-        applications cost nothing extra.
+        Buffers keep the precision they were registered in (physinv's
+        operators register float64 where they compute a buffer); inputs of
+        another precision get a copy in theirs, made once and cached until the
+        operator is moved or cast (``.to()``) or the buffer changes. Sparse
+        CSR/COO buffers have their values cast and share their index arrays
+        with the buffer.
+
+        Parameters
+        ----------
+        name : str
+            The buffer (or any tensor attribute) to read.
+        like : torch.Tensor
+            The input the buffer is combined with (its real precision is used:
+            float32 for complex64 inputs).
+        complex_ : bool, optional
+            Return the complex dtype of that precision (default: complex
+            exactly when the buffer is).
+        conj : bool
+            Return the complex conjugate (for adjoints of complex buffers).
+
+        Returns
+        -------
+        torch.Tensor
+
+        Raises
+        ------
+        ValueError
+            ``like`` is on another device than the operator (both named).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from physinv.operators import Diagonal
+        >>> D = Diagonal(torch.tensor([1.0, 2.0], dtype=torch.float64))
+        >>> D.buffer_like("d", torch.zeros(2, dtype=torch.float32))
+        tensor([1., 2.])
+        >>> D.buffer_like("d", torch.zeros(2, dtype=torch.complex64), complex_=True).dtype
+        torch.complex64
         """
-        buf = getattr(self, name)
-        if buf.device != x.device:
-            raise ValueError(
-                f"{type(self).__name__}: input is on {x.device} but the operator is on "
-                f"{buf.device}; move one of them with .to(device)"
-            )
-        real = _real_of(x.dtype)
-        want = _complex_of(real) if (buf.is_complex() if complex_ is None else complex_) else real
-        if buf.dtype == want:
-            return buf
-        key = (name, want)
-        hit = self._cast_cache.get(key)
-        if hit is None or hit.device != buf.device:
-            hit = buf.to(want)
-            self._cast_cache[key] = hit
-        return hit
+        buf = getattr(self, name, None)
+        if not isinstance(buf, torch.Tensor):
+            raise AttributeError(f"{type(self).__name__} has no tensor {name!r} (register it with "
+                                 "self.register_buffer(name, tensor) in __init__)")
+        return cached_cast(self._cast_cache, name, buf, like, complex_=complex_, conj=conj,
+                           where=type(self).__name__)
 
     def _apply(self, fn, *args, **kwargs):  # noqa: D401 - nn.Module hook
         """Move/cast buffers; complex buffers stay complex.
@@ -230,6 +268,16 @@ class LinearOperator(nn.Module):
         def keep_complex(t):
             if not t.is_complex():
                 return fn(t)
+            if t.layout == torch.sparse_csr:  # cast the values, move the index arrays
+                values = keep_complex(t.values().clone())  # (complex CSR values admit no views)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                    return torch.sparse_csr_tensor(fn(t.crow_indices()), fn(t.col_indices()), values,
+                                                   size=t.shape, check_invariants=False)
+            if t.layout == torch.sparse_coo:
+                t = t.coalesce()
+                return torch.sparse_coo_tensor(fn(t.indices()), keep_complex(t.values()), size=t.shape,
+                                               is_coalesced=True)
             out = fn(torch.view_as_real(t.resolve_conj()))
             if out.is_floating_point() and out.dim() > 0 and out.shape[-1] == 2:
                 return torch.view_as_complex(out.contiguous())
@@ -239,7 +287,7 @@ class LinearOperator(nn.Module):
 
     def _probe_tensor(self) -> tuple[torch.device, torch.dtype]:
         for t in list(self.buffers()) + list(self.parameters()):
-            return t.device, (_real_of(t.dtype) if t.is_complex() else t.dtype)
+            return t.device, real_dtype(t.dtype)
         return torch.device("cpu"), torch.float64
 
     # ---------------------------------------------------------------- algebra
@@ -322,7 +370,9 @@ class LinearOperator(nn.Module):
         return self._truncated_svd(int(k), **kwargs)
 
     def _truncated_svd(self, k: int, **kwargs: Any) -> Factorization:
-        from .factorization import truncated_svd
+        # The one lazy import of the operators package: the numerical SVD returns dense
+        # Matrix factors, and Matrix is an operator built on this module.
+        from .matrix import truncated_svd
 
         return truncated_svd(self, k, **kwargs)
 
@@ -352,7 +402,9 @@ class LinearOperator(nn.Module):
     def to_dense(self, dtype: torch.dtype | None = None, max_entries: int = DENSE_LIMIT) -> torch.Tensor:
         """The operator as a dense ``(prod(out_shape), prod(in_shape))`` matrix.
 
-        Refuses operators with more than ``max_entries`` entries.
+        Refuses operators with more than ``max_entries`` entries. The default
+        ``dtype`` is float64 (complex128 for complex operators); the result is
+        a new tensor on the operator's device.
 
         Examples
         --------
@@ -362,20 +414,28 @@ class LinearOperator(nn.Module):
         tensor([[1., 0.],
                 [0., 1.]], dtype=torch.float64)
         """
+        dtype = self._dense_dtype(dtype, max_entries)
+        m, n = self.shape
+        device, _ = self._probe_tensor()
+        eye = torch.eye(n, dtype=dtype, device=device).reshape((n, *self.in_shape))
+        cols = []
+        for chunk in eye.split(max(1, 2**22 // max(m, 1))):
+            cols.append(self.forward(chunk).reshape(chunk.shape[0], m))
+        return torch.cat(cols).T.contiguous()
+
+    def _dense_dtype(self, dtype: torch.dtype | None, max_entries: int) -> torch.dtype:
+        """Check the size limit of :meth:`to_dense`; the dtype it returns (float64/complex128 default)."""
         m, n = self.shape
         if m * n > max_entries:
             raise ValueError(
                 f"to_dense: the operator is {m}x{n} ({m * n} entries), above max_entries="
                 f"{max_entries}; use to_scipy() or matrix-free methods instead"
             )
-        device, real = self._probe_tensor()
         if dtype is None:
-            dtype = torch.float64 if self.is_real else torch.complex128
-        eye = torch.eye(n, dtype=dtype, device=device).reshape((n, *self.in_shape))
-        cols = []
-        for chunk in eye.split(max(1, 2**22 // max(m, 1))):
-            cols.append(self.forward(chunk).reshape(chunk.shape[0], m))
-        return torch.cat(cols).T.contiguous()
+            return torch.float64 if self.is_real else torch.complex128
+        if not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"to_dense: dtype must be a floating or complex torch.dtype, got {dtype!r}")
+        return dtype
 
     def to_scipy(self, dtype: Any = np.float64):
         """A :class:`scipy.sparse.linalg.LinearOperator` acting on flattened vectors.
@@ -428,11 +488,11 @@ class LinearOperator(nn.Module):
         >>> from physinv.operators import Identity, from_config
         >>> cfg = Identity((2, 3)).to_config()
         >>> cfg
-        {'type': 'Identity', 'shape': [2, 3]}
+        {'type': 'Identity', 'in_shape': [2, 3]}
         >>> from_config(cfg).in_shape
         (2, 3)
         """
-        return {"type": type(self).__name__, **self._config()}
+        return {"type": config_type(type(self)), **self._config()}
 
     def extra_repr(self) -> str:
         return f"in_shape={self.in_shape}, out_shape={self.out_shape}"
@@ -441,27 +501,27 @@ class LinearOperator(nn.Module):
 def from_config(config: dict[str, Any]) -> LinearOperator:
     """Rebuild an operator from :meth:`LinearOperator.to_config` output.
 
+    The ``type`` key names the class as :func:`config_type` does: physinv's
+    operators by class name, other classes by module and qualified name
+    (their module must have been imported, which registers them).
+
     Examples
     --------
     >>> from physinv.operators import Identity, from_config
-    >>> from_config({"type": "Identity", "shape": [4]})
+    >>> from_config({"type": "Identity", "in_shape": [4]})
     Identity(in_shape=(4,), out_shape=(4,))
     """
     if not isinstance(config, dict) or "type" not in config:
         raise ValueError(f"config must be a dict with a 'type' key, got {config!r:.200}")
     kind = config["type"]
-    cls = _REGISTRY.get(kind)
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"config: unknown operator type {kind!r}; known: {sorted(_REGISTRY)}")
+        builtin = sorted(k for k, c in _REGISTRY.items() if _is_builtin(c) and not k.startswith("_"))
+        raise ValueError(f"config: unknown operator type {kind!r}; physinv's operators are {builtin}, and "
+                         "an operator class of your own is known as 'module.QualifiedName' once its "
+                         "module is imported")
     kwargs = {k: v for k, v in config.items() if k != "type"}
     return cls._from_config(kwargs)
-
-
-def _build(cls, kwargs):
-    return cls(**kwargs)
-
-
-LinearOperator._from_config = classmethod(_build)  # type: ignore[attr-defined]
 
 
 def power_iteration(A: LinearOperator, n_iter: int = 500, tol: float = 1e-7, seed: int = 0) -> float:
@@ -495,39 +555,7 @@ def power_iteration(A: LinearOperator, n_iter: int = 500, tol: float = 1e-7, see
     return math.sqrt(sigma2)
 
 
-# --------------------------------------------------------------- basic ops
-class Identity(LinearOperator):
-    """The identity on tensors of trailing shape ``shape``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> Identity(3)(torch.ones(2, 3)).shape
-    torch.Size([2, 3])
-    """
-
-    def __init__(self, shape: Any) -> None:
-        super().__init__(shape, shape)
-
-    def _forward(self, x):
-        return x
-
-    def _adjoint(self, y):
-        return y
-
-    def _config(self):
-        return {"shape": list(self.in_shape)}
-
-    def _svd(self):
-        from .factorization import Factorization
-
-        return Factorization(Identity(self.in_shape), torch.ones(self.in_shape, dtype=torch.float64),
-                             Identity(self.in_shape))
-
-    def _exact_norm(self):
-        return 1.0
-
-
+# ------------------------------------------------------------- composites
 class Adjoint(LinearOperator):
     """The adjoint ``A^H`` of an operator, as an operator (use ``A.H``).
 
@@ -614,9 +642,9 @@ class Composition(LinearOperator):
         return cls(from_config(kw["A"]), from_config(kw["B"]))
 
     def _exact_norm(self):
-        if isinstance(self.A, Identity):
+        if self.A.is_identity:
             return self.B.norm()
-        if isinstance(self.B, Identity):
+        if self.B.is_identity:
             return self.A.norm()
         return None
 

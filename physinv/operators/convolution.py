@@ -7,13 +7,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validate import as_shape, check_device
+from ..psf import check_psf
 from ..spectrum import fourier_multiply
-from .base import LinearOperator, as_shape
+from .base import FactorizationError, LinearOperator
 from .fourier import FourierFactorization
 
 __all__ = ["Convolution", "Pad", "BOUNDARIES"]
 
-#: Boundary models and the ``scipy.ndimage`` mode each one equals.
+#: The same-size boundary models of :class:`Convolution` and the ``scipy.ndimage`` mode each
+#: one equals. The one other choice, ``boundary="valid"``, has a smaller output (no boundary
+#: model: only pixels whose whole footprint lies inside the image).
 BOUNDARIES = {
     "circular": "wrap",
     "zero": "constant",
@@ -104,18 +108,22 @@ class Pad(LinearOperator):
             valid = idx >= 0
             self.register_buffer(f"idx{axis}", torch.from_numpy(np.where(valid, idx, 0)))
             self.register_buffer(f"mask{axis}", torch.from_numpy(valid))
-        self._all_valid = bool(self.mask0.all()) and bool(self.mask1.all())
+        # output positions that are zero (no source pixel): a boolean buffer, never cast
+        outside = ~(self.mask0[:, None] & self.mask1[None, :])
+        self._all_valid = not bool(outside.any())
+        self.register_buffer("outside", outside if not self._all_valid else None, persistent=False)
 
     def _forward(self, x):
+        check_device(self.idx0, x, "Pad")
         z = x.index_select(-2, self.idx0).index_select(-1, self.idx1)
         if not self._all_valid:
-            m = (self.mask0[:, None] & self.mask1[None, :]).to(z.dtype)
-            z = z * m
+            z = z.masked_fill(self.outside, 0)
         return z
 
     def _adjoint(self, y):
+        check_device(self.idx0, y, "Pad")
         if not self._all_valid:
-            y = y * (self.mask0[:, None] & self.mask1[None, :]).to(y.dtype)
+            y = y.masked_fill(self.outside, 0)
         lead = y.shape[:-2]
         H, W = self.in_shape
         z = y.new_zeros(lead + (y.shape[-2], W)).index_add_(-1, self.idx1, y)
@@ -125,27 +133,41 @@ class Pad(LinearOperator):
         return {"in_shape": list(self.in_shape), "pad": [list(p) for p in self.pad],
                 "mode": self.mode, "out_shape": list(self.out_shape)}
 
+    def extra_repr(self):
+        return f"in_shape={self.in_shape}, pad={self.pad}, mode={self.mode!r}, out_shape={self.out_shape}"
+
 
 class Convolution(LinearOperator):
     """2-D convolution of images ``(..., H, W)`` with a fixed PSF, by real FFTs.
 
     The PSF centre is at index ``(kh // 2, kw // 2)``, the convention of
     :func:`scipy.ndimage.convolve`, for odd and even sizes alike, so
-    ``Convolution(psf, shape, boundary)(x)`` equals
-    ``scipy.ndimage.convolve(x, psf, mode=BOUNDARIES[boundary])``.
+    ``Convolution(psf, in_shape, boundary)(x)`` equals
+    ``scipy.ndimage.convolve(x, psf, mode=BOUNDARIES[boundary])``; with
+    ``boundary="valid"`` it equals
+    ``scipy.signal.convolve2d(x, psf, mode="valid")``.
+
+    The PSF is kept, and the transfer function computed, in float64 (a
+    float32 PSF is widened exactly), so float64 data get float64 accuracy;
+    float32 data use a float32 copy of the transfer function.
 
     Parameters
     ----------
     psf : array_like or torch.Tensor
         2-D point-spread function (not normalised here: see :mod:`physinv.psf`).
     in_shape : (int, int)
-        Image shape ``(H, W)``; the output has the same shape.
-    boundary : {"circular", "zero", "reflect", "replicate", "mirror"}
+        Image shape ``(H, W)``.
+    boundary : {"circular", "zero", "reflect", "replicate", "mirror", "valid"}
         How the image is extended beyond its edges. ``"circular"`` is exact
         circular convolution with an exact Fourier factorization
-        (:meth:`svd`); the others pad (by the rule named), convolve circularly
-        on a padded grid with no wrap-around, and crop: exact adjoints, no
-        closed-form factorization.
+        (:meth:`svd`); ``"zero"``, ``"reflect"``, ``"replicate"`` and
+        ``"mirror"`` pad (by the rule named), convolve circularly on a padded
+        grid with no wrap-around, and crop: exact adjoints, no closed-form
+        factorization. All of these give an ``(H, W)`` output.
+        ``"valid"`` keeps only the ``(H - kh + 1, W - kw + 1)`` output pixels
+        whose whole footprint lies inside the image (no boundary model at
+        all); its adjoint is the zero-padded transposed correlation, and it
+        has no closed-form factorization either.
 
     Examples
     --------
@@ -155,6 +177,8 @@ class Convolution(LinearOperator):
     >>> x = torch.rand(4, 32, 32, dtype=torch.float64)
     >>> A(x).shape
     torch.Size([4, 32, 32])
+    >>> Convolution(psf.gaussian(1.5, 7), (32, 32), "valid").out_shape
+    (26, 26)
     >>> from physinv.testing import dot_test
     >>> dot_test(A) < 1e-10
     True
@@ -164,60 +188,55 @@ class Convolution(LinearOperator):
         in_shape = as_shape(in_shape, "in_shape")
         if len(in_shape) != 2:
             raise ValueError(f"in_shape must be (H, W), got {in_shape}")
-        if boundary not in BOUNDARIES:
-            raise ValueError(f"boundary must be one of {sorted(BOUNDARIES)}, got {boundary!r}")
-        from ..psf import check_psf
-
-        k = check_psf(psf, image_shape=in_shape, normalize=False)
-        super().__init__(in_shape, in_shape)
+        if boundary not in BOUNDARIES and boundary != "valid":
+            raise ValueError(f"boundary must be one of {sorted(BOUNDARIES) + ['valid']}, got {boundary!r}")
+        k = check_psf(psf, image_shape=in_shape, normalize=False).to(torch.float64)
+        kh, kw = k.shape
+        H, W = in_shape
+        out_shape = (H - kh + 1, W - kw + 1) if boundary == "valid" else in_shape
+        super().__init__(in_shape, out_shape)
         self.boundary = boundary
         self.register_buffer("psf", k)
-        kh, kw = k.shape
         ch, cw = kh // 2, kw // 2  # PSF centre (scipy.ndimage convention)
+        self.pad_op: Pad | None = None
+        self._crop: tuple[slice, slice] | None = None
         if boundary == "circular":
             grid = in_shape
-            self.pad_op = None
+        elif boundary == "valid":
+            # Circular convolution on a grid >= the image: the valid pixels never wrap.
+            grid = (_fast_len(H), _fast_len(W))
+            if grid != in_shape:
+                self.pad_op = Pad(in_shape, ((0, 0), (0, 0)), "constant", out_shape=grid)
+            top, left = kh - 1 - ch, kw - 1 - cw
+            self._crop = (slice(top, top + out_shape[0]), slice(left, left + out_shape[1]))
         else:
             pad = ((kh - 1 - ch, ch), (kw - 1 - cw, cw))
-            grid = (_fast_len(in_shape[0] + kh - 1), _fast_len(in_shape[1] + kw - 1))
+            grid = (_fast_len(H + kh - 1), _fast_len(W + kw - 1))
             self.pad_op = Pad(in_shape, pad, BOUNDARIES[boundary], out_shape=grid)
+            self._crop = (slice(kh - 1 - ch, kh - 1 - ch + H), slice(kw - 1 - cw, kw - 1 - cw + W))
         self.grid = grid
-        # Transfer function: the PSF on the grid, rolled so its centre sits at index 0.
-        big = torch.zeros(grid, dtype=k.dtype, device=k.device)
+        # Transfer function: the PSF on the grid, rolled so its centre sits at index 0 (float64).
+        big = torch.zeros(grid, dtype=torch.float64, device=k.device)
         big[:kh, :kw] = k
-        big = torch.roll(big, shifts=(-(kh // 2), -(kw // 2)), dims=(0, 1))
+        big = torch.roll(big, shifts=(-ch, -cw), dims=(0, 1))
         self.register_buffer("tf", torch.fft.rfft2(big))
-        if boundary != "circular":
-            self._crop = (slice(kh - 1 - kh // 2, kh - 1 - kh // 2 + in_shape[0]),
-                          slice(kw - 1 - kw // 2, kw - 1 - kw // 2 + in_shape[1]))
 
     # ------------------------------------------------------------------ apply
-    def _conv(self, x, conj: bool):
-        tf = self._like("tf", x)
-        if conj:
-            tf = self._like_conj(tf)
-        return fourier_multiply(x, tf, self.grid)
-
-    def _like_conj(self, tf):
-        key = ("tf_conj", tf.dtype)
-        hit = self._cast_cache.get(key)
-        if hit is None or hit.device != tf.device:
-            hit = tf.conj().resolve_conj()
-            self._cast_cache[key] = hit
-        return hit
+    def _conv(self, x: torch.Tensor, conj: bool) -> torch.Tensor:
+        return fourier_multiply(x, self.buffer_like("tf", x, conj=conj), self.grid)
 
     def _forward(self, x):
-        if self.pad_op is None:
-            return self._conv(x, conj=False)
-        z = self._conv(self.pad_op._forward(x), conj=False)
-        return z[..., self._crop[0], self._crop[1]]
+        z = x if self.pad_op is None else self.pad_op._forward(x)
+        z = self._conv(z, conj=False)
+        return z if self._crop is None else z[..., self._crop[0], self._crop[1]]
 
     def _adjoint(self, y):
-        if self.pad_op is None:
-            return self._conv(y, conj=True)
-        z = y.new_zeros(y.shape[:-2] + self.grid)
-        z[..., self._crop[0], self._crop[1]] = y
-        return self.pad_op._adjoint(self._conv(z, conj=True))
+        z = y
+        if self._crop is not None:
+            z = y.new_zeros(y.shape[:-2] + self.grid)
+            z[..., self._crop[0], self._crop[1]] = y
+        z = self._conv(z, conj=True)
+        return z if self.pad_op is None else self.pad_op._adjoint(z)
 
     # --------------------------------------------------------- factorization
     def _has_exact_svd(self):
@@ -225,7 +244,12 @@ class Convolution(LinearOperator):
 
     def _svd(self):
         if self.boundary != "circular":
-            raise_no_factorization(self)
+            raise FactorizationError(
+                f"Convolution with boundary={self.boundary!r} has no exact factorization (the "
+                f"{'cropping' if self.boundary == 'valid' else 'padding'} breaks shift invariance); "
+                "use boundary='circular' for the Fourier factorization, svd(k=...) for a truncated "
+                "numerical SVD, or an iterative solver (cgls, landweber) that needs only A and A^H"
+            )
         return FourierFactorization(self.tf, self.grid)
 
     def _exact_norm(self):
@@ -242,14 +266,4 @@ class Convolution(LinearOperator):
                 "boundary": self.boundary}
 
     def extra_repr(self):
-        return (f"psf={tuple(self.psf.shape)}, in_shape={self.in_shape}, boundary={self.boundary!r}")
-
-
-def raise_no_factorization(op: LinearOperator):
-    from .base import FactorizationError
-
-    raise FactorizationError(
-        f"Convolution with boundary={op.boundary!r} has no exact factorization (the padding "
-        "breaks shift invariance); use boundary='circular' for the Fourier factorization, "
-        "svd(k=...) for a truncated numerical SVD, or an iterative solver"
-    )
+        return f"psf={tuple(self.psf.shape)}, in_shape={self.in_shape}, boundary={self.boundary!r}"

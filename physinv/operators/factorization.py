@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Identity, LinearOperator
+from .._validate import cached_cast, check_trailing
+from .base import LinearOperator, Scaled, from_config
 
 __all__ = [
     "Factorization",
-    "Diagonal",
-    "truncated_svd",
+    "FactorizedOperator",
     "pseudo_inverse_filter",
     "tsvd_filter",
     "tikhonov_filter",
@@ -40,62 +40,6 @@ __all__ = [
 ]
 
 Filter = Callable[[torch.Tensor], torch.Tensor]
-
-
-class Diagonal(LinearOperator):
-    """Element-wise multiplication by a fixed tensor ``d`` (a diagonal matrix).
-
-    Parameters
-    ----------
-    d : array_like or torch.Tensor
-        The diagonal, with the operator's shape; may be complex.
-
-    Examples
-    --------
-    >>> import torch
-    >>> D = Diagonal(torch.tensor([1.0, 2.0, 3.0]))
-    >>> D(torch.ones(3))
-    tensor([1., 2., 3.])
-    """
-
-    def __init__(self, d: Any) -> None:
-        d = torch.as_tensor(d)
-        if not (d.is_floating_point() or d.is_complex()):
-            d = d.to(torch.float64)
-        if d.dim() == 0:
-            raise ValueError("d must have at least one dimension, got a scalar")
-        d = d.resolve_conj()
-        if not bool(torch.isfinite(d).all()):
-            raise ValueError("d must be finite")
-        super().__init__(tuple(d.shape), tuple(d.shape))
-        self.register_buffer("d", d)
-        self.is_real = not d.is_complex()
-
-    def _forward(self, x):
-        d = self._like("d", x)
-        return x * d
-
-    def _adjoint(self, y):
-        d = self._like("d", y)
-        return y * d.conj()
-
-    def _svd(self):
-        d = self.d
-        mag = d.abs()
-        phase = torch.where(mag > 0, d / torch.where(mag > 0, mag, 1), torch.ones_like(d))
-        U = Identity(self.in_shape) if not d.is_complex() and bool((d >= 0).all()) else Diagonal(phase)
-        return Factorization(U, mag.to(torch.float64), Identity(self.in_shape))
-
-    def _config(self):
-        d = self.d.detach().cpu()
-        if d.is_complex():
-            return {"d": torch.view_as_real(d).tolist(), "complex": True}
-        return {"d": d.tolist()}
-
-    @classmethod
-    def _from_config(cls, kw):
-        d = torch.tensor(kw["d"], dtype=torch.float64)
-        return cls(torch.view_as_complex(d) if kw.get("complex") else d)
 
 
 class Factorization:
@@ -136,6 +80,7 @@ class Factorization:
             raise ValueError("Factorization: s must be real and non-negative")
         self.U, self.s, self.V = U, s, V
         self.real = (U.is_real and V.is_real) if real is None else bool(real)
+        self._casts: dict = {}
 
     @classmethod
     def adjoint_of(cls, f: Factorization) -> Factorization:
@@ -144,8 +89,6 @@ class Factorization:
 
     def scaled(self, c: complex) -> Factorization:
         """The factorization of ``c * A``: the phase of ``c`` goes into ``U``, ``|c|`` into ``s``."""
-        from .base import Scaled
-
         mag = abs(c)
         phase = c / mag if mag > 0 else 1.0
         U = self.U if phase == 1.0 else Scaled(self.U, phase)
@@ -156,6 +99,7 @@ class Factorization:
         self.U.to(device)
         self.V.to(device)
         self.s = self.s.to(device)
+        self._casts = {}
         return self
 
     @property
@@ -174,8 +118,9 @@ class Factorization:
         return int((self.s > 0).sum())
 
     def _s_like(self, x: torch.Tensor) -> torch.Tensor:
-        real = x.real.dtype if x.is_complex() else x.dtype
-        return self.s.to(device=x.device, dtype=real)
+        """``s`` in the real precision and on the device of ``x`` (cast once, cached)."""
+        return cached_cast(self._casts, "s", self.s, x, move=True, where=type(self).__name__,
+                           holder="factorization")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply ``U diag(s) V^H x`` (rebuilds ``A x``)."""
@@ -199,7 +144,7 @@ class Factorization:
         torch.Tensor
             Real where ``y`` is real and the operator is real.
         """
-        LinearOperator._check(y, self.out_shape, "y", "apply_filter")
+        check_trailing(y, self.out_shape, "y", "apply_filter")
         fs = self._filter_values(f, y)
         z = self.U.adjoint(y)
         x = self.V(z * fs)
@@ -234,13 +179,83 @@ class Factorization:
         """Wiener: ``s / (s^2 + sigma^2 / P)`` with per-index signal power ``P``."""
         return self.apply_filter(y, wiener_filter(noise_sigma, signal_power))
 
-    def as_operator(self) -> LinearOperator:
-        """The product ``U diag(s) V^H`` as an operator."""
-        return self.U @ Diagonal(self.s) @ self.V.H
+    def as_operator(self) -> FactorizedOperator:
+        """The product ``U diag(s) V^H`` as an operator (whose :meth:`~LinearOperator.svd` is this).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from physinv.operators import Matrix
+        >>> M = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+        >>> B = Matrix(M).svd().as_operator()
+        >>> torch.allclose(B.to_dense(), M)
+        True
+        """
+        return FactorizedOperator(self.U, self.s, self.V, real=self.real)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(in_shape={self.in_shape}, out_shape={self.out_shape}, "
                 f"spectral_shape={tuple(self.s.shape)})")
+
+
+class FactorizedOperator(LinearOperator):
+    """The operator ``U diag(s) V^H`` of a factorization (use :meth:`Factorization.as_operator`).
+
+    Parameters
+    ----------
+    U, V : LinearOperator
+        Operators with orthonormal columns from the spectral domain (shape of
+        ``s``) to the data and the image space.
+    s : torch.Tensor
+        Non-negative singular values, shaped like the spectral domain.
+    real : bool, optional
+        Whether the product has real coefficients although ``U`` and ``V``
+        are complex (a real circular convolution); then real inputs give
+        real outputs. Default ``U.is_real and V.is_real``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Identity
+    >>> B = FactorizedOperator(Identity(3), torch.tensor([3.0, 2.0, 1.0]), Identity(3))
+    >>> B(torch.ones(3))
+    tensor([3., 2., 1.])
+    """
+
+    def __init__(self, U: LinearOperator, s: torch.Tensor, V: LinearOperator,
+                 real: bool | None = None) -> None:
+        f = Factorization(U, s, V, real=real)  # checks the shapes and the sign of s
+        super().__init__(V.out_shape, U.out_shape)
+        self.U, self.V = U, V
+        self.register_buffer("s", f.s)
+        self.is_real = f.real
+
+    def _realify(self, out: torch.Tensor) -> torch.Tensor:
+        # real coefficients, real input (complex ones are split by the base class): a real result
+        return out.real.contiguous() if self.is_real and out.is_complex() else out
+
+    def _forward(self, x):
+        z = self.V.adjoint(x)
+        return self._realify(self.U(z * self.buffer_like("s", z)))
+
+    def _adjoint(self, y):
+        z = self.U.adjoint(y)
+        return self._realify(self.V(z * self.buffer_like("s", z)))
+
+    def _svd(self):
+        return Factorization(self.U, self.s, self.V, real=self.is_real)
+
+    def _config(self):
+        return {"U": self.U.to_config(), "s": self.s.detach().cpu().tolist(), "V": self.V.to_config(),
+                "real": self.is_real}
+
+    @classmethod
+    def _from_config(cls, kw):
+        return cls(from_config(kw["U"]), torch.tensor(kw["s"], dtype=torch.float64), from_config(kw["V"]),
+                   real=kw.get("real"))
+
+    def extra_repr(self):
+        return f"spectral_shape={tuple(self.s.shape)}, in_shape={self.in_shape}, out_shape={self.out_shape}"
 
 
 def _check_nonneg(value: float, name: str) -> float:
@@ -347,42 +362,3 @@ def wiener_filter(noise_sigma: float, signal_power: Any = 1.0) -> Filter:
     # a per-index power P is laid out on the full spectrum: only a scalar P is elementwise
     f.elementwise = torch.as_tensor(signal_power).dim() == 0  # type: ignore[attr-defined]
     return f
-
-
-def truncated_svd(A: LinearOperator, k: int, tol: float = 0.0, seed: int = 0) -> Factorization:
-    """Top-``k`` singular triplets of any operator by Lanczos (``scipy.sparse.linalg.svds``).
-
-    Returns a :class:`Factorization` whose ``U`` and ``V`` are dense
-    :class:`~physinv.operators.Matrix` operators with ``k`` orthonormal
-    columns, singular values in decreasing order.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from physinv.operators import Matrix
-    >>> A = Matrix(torch.diag(torch.arange(1.0, 6.0)))
-    >>> truncated_svd(A, 2).s
-    tensor([5., 4.], dtype=torch.float64)
-    """
-    from scipy.sparse.linalg import svds
-
-    from .matrix import Matrix
-
-    m, n = A.shape
-    if not isinstance(k, (int, np.integer)) or k < 1 or k >= min(m, n):
-        raise ValueError(f"k must be an integer in [1, {min(m, n) - 1}] for a {m}x{n} operator, "
-                         f"got {k!r}; use svd() for the full factorization")
-    need = (m + n) * k * 8
-    if need > 2**34:
-        raise ValueError(f"svd(k={k}) would need about {need / 2**30:.1f} GiB for the singular "
-                         "vectors; ask for fewer")
-    rng = np.random.default_rng(seed)
-    v0 = rng.standard_normal(min(m, n))
-    u, s, vh = svds(A.to_scipy(np.float64 if A.is_real else np.complex128), k=k, tol=tol, v0=v0)
-    order = np.argsort(s)[::-1]
-    u, s, vh = u[:, order], s[order], vh[order]
-    device, _ = A._probe_tensor()
-    U = Matrix(torch.from_numpy(np.ascontiguousarray(u)).to(device), in_shape=(k,), out_shape=A.out_shape)
-    V = Matrix(torch.from_numpy(np.ascontiguousarray(vh.conj().T)).to(device), in_shape=(k,),
-               out_shape=A.in_shape)
-    return Factorization(U, torch.from_numpy(s.copy()).to(device), V)

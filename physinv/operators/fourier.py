@@ -6,10 +6,11 @@ from typing import Any
 
 import torch
 
-from .._validate import complex_dtype, compute_dtype, real_dtype
+from .._validate import cached_cast, check_trailing, complex_dtype, compute_dtype, real_dtype
 from ..spectrum import filter_half_spectrum, half_weights
-from .base import Identity, LinearOperator
-from .factorization import Diagonal, Factorization
+from .base import LinearOperator, _renamed
+from .diagonal import Diagonal, Identity
+from .factorization import Factorization
 
 __all__ = ["FFT2", "FourierFactorization"]
 
@@ -18,6 +19,11 @@ class FFT2(LinearOperator):
     """The unitary 2-D DFT over the last two dimensions (``norm="ortho"``).
 
     Its adjoint is its inverse. Maps real or complex inputs to complex outputs.
+
+    Parameters
+    ----------
+    in_shape : (int, int)
+        Shape ``(H, W)`` of inputs and outputs.
 
     Examples
     --------
@@ -30,10 +36,10 @@ class FFT2(LinearOperator):
 
     is_real = False
 
-    def __init__(self, shape: Any) -> None:
-        super().__init__(shape, shape)
+    def __init__(self, in_shape: Any) -> None:
+        super().__init__(in_shape, in_shape)
         if len(self.in_shape) != 2:
-            raise ValueError(f"shape must be 2-D (H, W), got {self.in_shape}")
+            raise ValueError(f"in_shape must be 2-D (H, W), got {self.in_shape}")
 
     def _forward(self, x):
         return torch.fft.fft2(x, norm="ortho")
@@ -48,7 +54,11 @@ class FFT2(LinearOperator):
         return 1.0
 
     def _config(self):
-        return {"shape": list(self.in_shape)}
+        return {"in_shape": list(self.in_shape)}
+
+    @classmethod
+    def _from_config(cls, kw):
+        return cls(**_renamed(kw, "shape", "in_shape"))
 
 
 class FourierFactorization(Factorization):
@@ -101,7 +111,7 @@ class FourierFactorization(Factorization):
         self.V = FFT2(self._grid).H
         self.real = True
         self._lazy: dict[str, Any] = {}
-        self._casts: dict[tuple, torch.Tensor] = {}
+        self._casts: dict = {}
 
     # ---------------------------------------------------- the half spectrum
     @property
@@ -130,27 +140,21 @@ class FourierFactorization(Factorization):
         return half_weights(self._grid, dtype=torch.float64, device=self._half.device)
 
     def _cast(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        real = compute_dtype(like)
-        want = complex_dtype(real) if t.is_complex() else real
-        if t.dtype == want and t.device == like.device:
-            return t
-        key = (name, want, like.device)
-        hit = self._casts.get(key)
-        if hit is None:
-            hit = self._casts[key] = t.to(device=like.device, dtype=want)
-        return hit
+        # FFTs run in float32 for half-precision inputs: compute_dtype, not the input's dtype
+        return cached_cast(self._casts, name, t, like, real=compute_dtype(like), move=True,
+                           where=type(self).__name__, holder="factorization")
 
     def half_transfer_like(self, like: torch.Tensor) -> torch.Tensor:
         """:attr:`half_transfer` in the precision and on the device of ``like`` (cast once, cached)."""
-        return self._cast("h", self._half, like)
+        return self._cast("half_transfer", self._half, like)
 
     def half_s_like(self, like: torch.Tensor) -> torch.Tensor:
         """:attr:`half_s` in the precision and on the device of ``like`` (cast once, cached)."""
-        return self._cast("s", self._half_s, like)
+        return self._cast("half_s", self._half_s, like)
 
     def half_phase_conj_like(self, like: torch.Tensor) -> torch.Tensor:
         """:attr:`half_phase_conj` in the precision and on the device of ``like`` (cast once, cached)."""
-        return self._cast("phase", self._half_phase_conj, like)
+        return self._cast("half_phase_conj", self._half_phase_conj, like)
 
     def apply_half(self, y: torch.Tensor, f_half: torch.Tensor) -> torch.Tensor:
         """``V diag(f) U^H y`` for filter values on the half spectrum: ``irfft2(rfft2(y) e^{-i phi} f)``.
@@ -181,7 +185,7 @@ class FourierFactorization(Factorization):
         >>> torch.allclose(F.apply_half(y, F.half_s), A(y))
         True
         """
-        LinearOperator._check(y, self._grid, "y", "apply_half")
+        check_trailing(y, self._grid, "y", "apply_half")
         if y.is_complex():
             raise TypeError("apply_half: y must be real; use apply_filter for complex data")
         half = (self._grid[0], self._grid[1] // 2 + 1)
@@ -245,7 +249,7 @@ class FourierFactorization(Factorization):
 
     def apply_filter(self, y, f):
         """``V diag(f(s)) U^H y``; filters marked ``elementwise`` are evaluated on the half spectrum only."""
-        LinearOperator._check(y, self.out_shape, "y", "apply_filter")
+        check_trailing(y, self.out_shape, "y", "apply_filter")
         if y.is_complex():
             return super().apply_filter(y, f)
         if callable(f) and getattr(f, "elementwise", False):

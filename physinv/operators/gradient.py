@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from .base import LinearOperator, as_shape
+from .._validate import as_shape
+from .base import LinearOperator, _renamed
 
 __all__ = ["Gradient"]
 
@@ -24,7 +25,7 @@ class Gradient(LinearOperator):
 
     Parameters
     ----------
-    shape : (int, int)
+    in_shape : (int, int)
         Image shape ``(H, W)``.
     boundary : {"neumann", "circular"}
         How the last difference along each axis is formed.
@@ -42,13 +43,13 @@ class Gradient(LinearOperator):
     True
     """
 
-    def __init__(self, shape: Any, boundary: str = "neumann") -> None:
-        shape = as_shape(shape, "shape")
-        if len(shape) != 2:
-            raise ValueError(f"shape must be (H, W), got {shape}")
+    def __init__(self, in_shape: Any, boundary: str = "neumann") -> None:
+        in_shape = as_shape(in_shape, "in_shape")
+        if len(in_shape) != 2:
+            raise ValueError(f"in_shape must be (H, W), got {in_shape}")
         if boundary not in ("neumann", "circular"):
             raise ValueError(f"boundary must be 'neumann' or 'circular', got {boundary!r}")
-        super().__init__(shape, (2,) + shape)
+        super().__init__(in_shape, (2,) + in_shape)
         self.boundary = boundary
 
     def _forward(self, x):
@@ -107,7 +108,11 @@ class Gradient(LinearOperator):
         return super().norm(n_iter, tol, seed)
 
     def _config(self):
-        return {"shape": list(self.in_shape), "boundary": self.boundary}
+        return {"in_shape": list(self.in_shape), "boundary": self.boundary}
+
+    @classmethod
+    def _from_config(cls, kw):
+        return cls(**_renamed(kw, "shape", "in_shape"))
 
     def extra_repr(self):
-        return f"shape={self.in_shape}, boundary={self.boundary!r}"
+        return f"in_shape={self.in_shape}, boundary={self.boundary!r}"

@@ -1,17 +1,19 @@
-"""Dense and sparse matrices as operators on flattened trailing dimensions."""
+"""Dense and sparse matrices as operators on flattened trailing dimensions, and the numerical SVD."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from .base import LinearOperator, as_shape
+from .._validate import as_shape
+from .base import DENSE_LIMIT, LinearOperator
 from .factorization import Factorization
 
-__all__ = ["Matrix"]
+__all__ = ["Matrix", "truncated_svd"]
 
 
 def _to_torch_matrix(M: Any) -> torch.Tensor:
@@ -27,8 +29,10 @@ def _to_torch_matrix(M: Any) -> torch.Tensor:
     if isinstance(M, torch.Tensor):
         if M.layout == torch.sparse_coo:
             return M.coalesce().to_sparse_csr()
-        if M.layout in (torch.sparse_csr,):
-            return M
+        if M.layout not in (torch.strided, torch.sparse_csr):  # CSC, BSR, BSC
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                return M.to_sparse_coo().coalesce().to_sparse_csr()
         return M
     return torch.as_tensor(np.asarray(M))
 
@@ -77,7 +81,7 @@ class Matrix(LinearOperator):
         if not self.sparse:
             M = M.resolve_conj()
         vals = M.values() if self.sparse else M
-        if not bool(torch.isfinite(vals).all()):
+        if not bool(torch.isfinite(vals.abs() if vals.is_complex() else vals).all()):
             raise ValueError("M must contain only finite values")
         self.is_real = not M.is_complex()
         self.register_buffer("M", M)
@@ -86,29 +90,27 @@ class Matrix(LinearOperator):
         if self.sparse:
             self.register_buffer("MH", M.to_sparse_coo().t().conj().coalesce().to_sparse_csr())
 
-    def _mm(self, name: str, x: torch.Tensor, n_in: int, shape_out) -> torch.Tensor:
-        lead = x.shape[: x.dim() - (len(self.in_shape) if name == "M" else len(self.out_shape))]
+    def _mm(self, x: torch.Tensor, adjoint: bool) -> torch.Tensor:
+        n_in, shape_out = (self.shape[0], self.in_shape) if adjoint else (self.shape[1], self.out_shape)
+        lead = x.shape[: x.dim() - len(self.out_shape if adjoint else self.in_shape)]
         X = x.reshape(-1, n_in)
-        M = getattr(self, name)
-        if M.device != x.device:
-            raise ValueError(f"Matrix: input is on {x.device} but the operator is on {M.device}")
-        if self.sparse:
-            Mc = M if M.dtype == X.dtype else M.to(X.dtype)
-            Y = (Mc @ X.T).T
+        if self.sparse:  # the adjoint is its own CSR matrix
+            M = self.buffer_like("MH" if adjoint else "M", x)
+            if M.is_complex() and not X.is_complex():
+                X = X.to(M.dtype)
+            Y = (M @ X.T).T
         else:
-            Mc = self._like("M", x)
-            Y = X @ (Mc.T if name == "M" else Mc.conj())
+            M = self.buffer_like("M", x)
+            if M.is_complex() and not X.is_complex():
+                X = X.to(M.dtype)
+            Y = X @ (M.conj() if adjoint else M.T)
         return Y.reshape(lead + shape_out)
 
     def _forward(self, x):
-        return self._mm("M", x, self.shape[1], self.out_shape)
+        return self._mm(x, adjoint=False)
 
     def _adjoint(self, y):
-        return self._mm("MH" if self.sparse else "_dense_adj", y, self.shape[0], self.in_shape)
-
-    @property
-    def _dense_adj(self):  # the dense adjoint product is x @ conj(M) (computed in _mm)
-        return self.M
+        return self._mm(y, adjoint=True)
 
     def _has_exact_svd(self):
         return not self.sparse
@@ -123,9 +125,21 @@ class Matrix(LinearOperator):
         V = Matrix(vh.conj().T, in_shape=(r,), out_shape=self.in_shape)
         return Factorization(U, s, V)
 
-    def to_dense(self, dtype=None, max_entries=None):
+    def to_dense(self, dtype: torch.dtype | None = None, max_entries: int = DENSE_LIMIT) -> torch.Tensor:
+        """The matrix itself, as a new dense tensor (float64/complex128 unless ``dtype`` is given).
+
+        Examples
+        --------
+        >>> import torch
+        >>> Matrix(torch.eye(2, dtype=torch.float32)).to_dense()
+        tensor([[1., 0.],
+                [0., 1.]], dtype=torch.float64)
+        """
+        dtype = self._dense_dtype(dtype, max_entries)
+        if self.M.is_complex() and not dtype.is_complex:
+            raise ValueError(f"to_dense: dtype {dtype} is real but the matrix is complex ({self.M.dtype})")
         M = self.M.to_dense() if self.sparse else self.M
-        return M if dtype is None else M.to(dtype)
+        return M.to(dtype, copy=True)
 
     def _config(self):
         M = self.M.to_dense() if self.sparse else self.M
@@ -150,3 +164,39 @@ class Matrix(LinearOperator):
     def extra_repr(self):
         kind = "sparse" if self.sparse else "dense"
         return f"{kind} {self.shape[0]}x{self.shape[1]}, in_shape={self.in_shape}, out_shape={self.out_shape}"
+
+
+def truncated_svd(A: LinearOperator, k: int, tol: float = 0.0, seed: int = 0) -> Factorization:
+    """Top-``k`` singular triplets of any operator by Lanczos (``scipy.sparse.linalg.svds``).
+
+    Returns a :class:`~physinv.operators.Factorization` whose ``U`` and ``V``
+    are dense :class:`Matrix` operators with ``k`` orthonormal columns,
+    singular values in decreasing order. ``A.svd(k=k)`` calls this.
+
+    Examples
+    --------
+    >>> import torch
+    >>> A = Matrix(torch.diag(torch.arange(1.0, 6.0)))
+    >>> truncated_svd(A, 2).s
+    tensor([5., 4.], dtype=torch.float64)
+    """
+    from scipy.sparse.linalg import svds
+
+    m, n = A.shape
+    if not isinstance(k, (int, np.integer)) or k < 1 or k >= min(m, n):
+        raise ValueError(f"k must be an integer in [1, {min(m, n) - 1}] for a {m}x{n} operator, "
+                         f"got {k!r}; use svd() for the full factorization")
+    need = (m + n) * k * 8
+    if need > 2**34:
+        raise ValueError(f"svd(k={k}) would need about {need / 2**30:.1f} GiB for the singular "
+                         "vectors; ask for fewer")
+    rng = np.random.default_rng(seed)
+    v0 = rng.standard_normal(min(m, n))
+    u, s, vh = svds(A.to_scipy(np.float64 if A.is_real else np.complex128), k=k, tol=tol, v0=v0)
+    order = np.argsort(s)[::-1]
+    u, s, vh = u[:, order], s[order], vh[order]
+    device, _ = A._probe_tensor()
+    U = Matrix(torch.from_numpy(np.ascontiguousarray(u)).to(device), in_shape=(k,), out_shape=A.out_shape)
+    V = Matrix(torch.from_numpy(np.ascontiguousarray(vh.conj().T)).to(device), in_shape=(k,),
+               out_shape=A.in_shape)
+    return Factorization(U, torch.from_numpy(s.copy()).to(device), V)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import LinearOperator, as_shape
+from .._validate import as_shape
+from .base import LinearOperator, _renamed
 
 __all__ = ["Wavelet2D", "WAVELETS", "daubechies_filter"]
 
@@ -81,7 +82,7 @@ class Wavelet2D(LinearOperator):
 
     Parameters
     ----------
-    shape : (int, int)
+    in_shape : (int, int)
         Image shape ``(H, W)``; both must be divisible by ``2**levels``.
     wavelet : {"haar", "db1", ..., "db6"}
         Daubechies orthonormal wavelet with ``n`` vanishing moments for
@@ -101,23 +102,23 @@ class Wavelet2D(LinearOperator):
     (True, True)
     """
 
-    def __init__(self, shape: Any, wavelet: str = "haar", levels: int | None = None) -> None:
-        shape = as_shape(shape, "shape")
+    def __init__(self, in_shape: Any, wavelet: str = "haar", levels: int | None = None) -> None:
+        shape = as_shape(in_shape, "in_shape")
         if len(shape) != 2:
-            raise ValueError(f"shape must be (H, W), got {shape}")
+            raise ValueError(f"in_shape must be (H, W), got {shape}")
         if wavelet not in WAVELETS:
             raise ValueError(f"wavelet must be one of {sorted(WAVELETS)}, got {wavelet!r}")
         h = torch.tensor(WAVELETS[wavelet], dtype=torch.float64)
         L = h.numel()
         H, W = shape
         if H % 2 or W % 2:
-            raise ValueError(f"shape must have even sides for a wavelet transform, got {shape}")
+            raise ValueError(f"in_shape must have even sides for a wavelet transform, got {shape}")
         if levels is None:
             levels = max(1, min(_max_levels(H, L), _max_levels(W, L)))
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
             raise ValueError(f"levels must be a positive integer, got {levels!r}")
         if H % 2**levels or W % 2**levels:
-            raise ValueError(f"shape {shape} is not divisible by 2**levels = {2**levels}")
+            raise ValueError(f"in_shape {shape} is not divisible by 2**levels = {2**levels}")
         super().__init__(shape, shape)
         self.wavelet = wavelet
         self.levels = levels
@@ -142,7 +143,7 @@ class Wavelet2D(LinearOperator):
     # Bands shorter than the filter use an explicit (periodised) index table instead.
     def _analysis_last(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
-        f = self._like("filt", x)
+        f = self.buffer_like("filt", x)
         L = f.shape[0]
         if L - 2 > n:
             idx = self._index(n, x.device)
@@ -155,7 +156,7 @@ class Wavelet2D(LinearOperator):
 
     def _synthesis_last(self, c: torch.Tensor) -> torch.Tensor:
         n = c.shape[-1]
-        f = self._like("filt", c)
+        f = self.buffer_like("filt", c)
         L = f.shape[0]
         if L - 2 > n:
             idx = self._index(n, c.device)
@@ -226,7 +227,11 @@ class Wavelet2D(LinearOperator):
         return out
 
     def _config(self):
-        return {"shape": list(self.in_shape), "wavelet": self.wavelet, "levels": self.levels}
+        return {"in_shape": list(self.in_shape), "wavelet": self.wavelet, "levels": self.levels}
+
+    @classmethod
+    def _from_config(cls, kw):
+        return cls(**_renamed(kw, "shape", "in_shape"))
 
     def extra_repr(self):
-        return f"shape={self.in_shape}, wavelet={self.wavelet!r}, levels={self.levels}"
+        return f"in_shape={self.in_shape}, wavelet={self.wavelet!r}, levels={self.levels}"

@@ -4,15 +4,18 @@ Spectral filters through a factorization (:func:`tikhonov`, :func:`tsvd`,
 :func:`wiener`, :func:`spectral_filter`), automatic parameter choice
 (:func:`choose_lambda`: GCV, discrepancy principle, L-curve), and iterative
 methods (:func:`landweber`, :func:`cgls`, :func:`ista`, :func:`fista`,
-:func:`richardson_lucy`, :func:`tv`). Every solver returns a
+:func:`richardson_lucy`, :func:`tv`), with the one copy of each iteration
+(:func:`landweber_step`, :func:`ista_step`) that the unrolled networks of
+:mod:`physinv.nets` run too. Every solver returns a
 :class:`SolverResult`; every solver is batched over the leading dimensions
 of ``y`` (see :mod:`physinv.solvers.result` for the stopping rules).
 """
 
-from .iterative import cgls, landweber, richardson_lucy
+from .fbp import fbp, filter_sinogram, ramp_filter
+from .iterative import cgls, landweber, landweber_step, richardson_lucy
 from .parameter import choose_lambda, estimate_noise
 from .result import SolverResult
-from .sparse import fista, ista, soft_threshold
+from .sparse import fista, ista, ista_step, soft_threshold
 from .spectral import signal_power, spectral_filter, tikhonov, tsvd, wiener
 from .tv import tv, tv_norm
 
@@ -20,4 +23,6 @@ __all__ = [
     "SolverResult", "tikhonov", "tsvd", "wiener", "spectral_filter", "signal_power", "choose_lambda",
     "estimate_noise",
     "landweber", "cgls", "richardson_lucy", "ista", "fista", "soft_threshold", "tv", "tv_norm",
+    "landweber_step", "ista_step",
+    "fbp", "ramp_filter", "filter_sinogram",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +13,6 @@ from .result import (
     SolverResult,
     check_data,
     check_n_iter,
-    check_operator,
     check_param,
     check_x0,
     expand,
@@ -23,11 +21,56 @@ from .result import (
     per_problem,
     pnorm,
     rel_change,
+    require_operator,
 )
 
-__all__ = ["landweber", "cgls", "richardson_lucy"]
+__all__ = ["landweber", "landweber_step", "cgls", "richardson_lucy"]
 
 Callback = Callable[[int, torch.Tensor], Any]
+
+
+def landweber_step(A: LinearOperator, x: torch.Tensor, y: torch.Tensor, t: float | torch.Tensor, *,
+                   residual: torch.Tensor | None = None) -> torch.Tensor:
+    """One Landweber (gradient) step ``x + t A^H (y - A x)`` on ``0.5 ||A x - y||^2``.
+
+    The one copy of the iteration: :func:`landweber` runs it, and so do the
+    unrolled networks (:class:`~physinv.nets.UnrolledLandweber`, the gradient
+    step of :class:`~physinv.nets.UnrolledISTA`) with their learned steps, so
+    that an unrolled network at initialization *is* the classical algorithm.
+
+    Parameters
+    ----------
+    A : LinearOperator
+        Forward operator (anything with ``A(x)`` and ``A.adjoint(r)``).
+    x : torch.Tensor
+        Current iterate, trailing shape ``A.in_shape``.
+    y : torch.Tensor
+        Data, trailing shape ``A.out_shape``.
+    t : float or torch.Tensor
+        Step size: a number, a 0-d tensor (e.g. a learned parameter), or a
+        tensor that broadcasts against ``x`` (one step per problem).
+    residual : torch.Tensor, optional
+        ``y - A x`` when the caller has it already (saves one application of ``A``).
+
+    Returns
+    -------
+    torch.Tensor
+        The next iterate.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Matrix
+    >>> A = Matrix(torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64))
+    >>> y = torch.tensor([2.0, 3.0], dtype=torch.float64)
+    >>> landweber_step(A, torch.zeros(2, dtype=torch.float64), y, 0.25)
+    tensor([1.0000, 0.7500], dtype=torch.float64)
+    """
+    if not (callable(A) and hasattr(A, "adjoint")):
+        raise TypeError(f"landweber_step: A must be a LinearOperator (A(x) and A.adjoint(r)), got "
+                        f"{type(A).__name__}")
+    r = y - A(x) if residual is None else residual
+    return x + t * A.adjoint(r)
 
 
 def landweber(A: LinearOperator, y: torch.Tensor, n_iter: int = 100,
@@ -89,7 +132,7 @@ def landweber(A: LinearOperator, y: torch.Tensor, n_iter: int = 100,
     True
     """
     fn = "landweber"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     batch = check_data(A, y, fn)
     n_iter = check_n_iter(n_iter, fn)
     L = operator_norm(A, norm, fn) if (step is None or check_step != "off") else None
@@ -100,7 +143,7 @@ def landweber(A: LinearOperator, y: torch.Tensor, n_iter: int = 100,
     r = y - A(x)
     if not mon.initial(pnorm(r, nout)):
         for k in range(n_iter):
-            x_new = mon.freeze(x + steps[k] * A.adjoint(r), x)
+            x_new = mon.freeze(landweber_step(A, x, y, steps[k], residual=r), x)
             change = None
             if mon.tol is not None:
                 change = rel_change(x_new, x, nin)
@@ -159,7 +202,7 @@ def cgls(A: LinearOperator, y: torch.Tensor, n_iter: int = 100, tol: float | Non
     (tensor([1., 1.], dtype=torch.float64), True)
     """
     fn = "cgls"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     batch = check_data(A, y, fn)
     n_iter = check_n_iter(n_iter, fn)
     damp = check_param(damp, "damp", fn, batch)
@@ -258,7 +301,7 @@ def richardson_lucy(A: LinearOperator, y: torch.Tensor, n_iter: int = 50, eps: f
     (True, True)
     """
     fn = "richardson_lucy"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     batch = check_data(A, y, fn)
     if y.is_complex() or not A.is_real:
         raise TypeError(f"{fn}: needs a real operator and real data")
@@ -299,7 +342,3 @@ def richardson_lucy(A: LinearOperator, y: torch.Tensor, n_iter: int = 50, eps: f
             if mon.step(x, pnorm(Ax - y, nout), kl, change):
                 break
     return mon.result(x, eps=eps)
-
-
-def _sqrt_or_tensor(v: float | torch.Tensor) -> float | torch.Tensor:
-    return v.sqrt() if isinstance(v, torch.Tensor) else math.sqrt(v)

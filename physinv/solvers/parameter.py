@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validate import real_dtype
 from ..operators.base import LinearOperator
 from ..operators.factorization import Factorization
-from .result import check_data, check_operator, check_param, per_problem, pnorm
+from ..spectrum import abs2, half_weights
+from .result import check_data, check_param, half_spectrum_path, per_problem, pnorm, require_operator
 
 __all__ = ["choose_lambda", "estimate_noise", "METHODS"]
 
@@ -101,7 +103,7 @@ def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise
     True
     """
     fn = "choose_lambda"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     batch = check_data(A, y, fn)
     if method not in METHODS:
         raise ValueError(f"{fn}: method must be one of {METHODS}, got {method!r}")
@@ -165,19 +167,16 @@ def estimate_noise(A: LinearOperator, y: torch.Tensor, factorization: Factorizat
 
 # ------------------------------------------------------------- spectral
 def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
-    from .spectral import _abs2, _half_weights, circular_transfer
-
     nout = len(A.out_shape)
     m = math.prod(A.out_shape)
-    H = circular_transfer(A, y) if (F is None and not y.is_complex()) else None
-    if H is not None:  # circular convolution: the rfft2 half spectrum, each index weighted by multiplicity
-        s = H.abs().to(torch.float64)
-        weights = _half_weights(A.in_shape, y.device, torch.float64).reshape(-1)
-        s = s.reshape(-1)
-        beta2 = (_abs2(torch.fft.rfft2(y.to(torch.float64))) / m).reshape(-1, s.numel())
+    F = F if F is not None else A.svd()
+    half = half_spectrum_path(F, y)
+    if half is not None:  # the rfft2 half spectrum, each index weighted by its multiplicity
+        s = half.half_s.to(device=y.device).reshape(-1)
+        weights = half_weights(half.grid_shape, dtype=torch.float64, device=y.device).reshape(-1)
+        beta2 = (abs2(torch.fft.rfft2(y.to(torch.float64))) / m).reshape(-1, s.numel())
         perp = torch.zeros(beta2.shape[0], dtype=torch.float64, device=y.device)
     else:
-        F = F if F is not None else A.svd()
         s = F.s.to(device=y.device, dtype=torch.float64).reshape(-1)
         weights = torch.ones_like(s)
         beta2 = (F.U.adjoint(y).abs() ** 2).to(torch.float64).reshape(-1, s.numel())
@@ -302,9 +301,8 @@ def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, 
         if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
             raise ValueError(f"choose_lambda: n_probes must be a positive integer, got {n_probes!r}")
         g = torch.Generator().manual_seed(seed)
-        z = (torch.randint(0, 2, (n_probes,) + A.out_shape, generator=g) * 2 - 1).to(y.device, y.real.dtype
-                                                                                      if y.is_complex()
-                                                                                      else y.dtype)
+        z = (torch.randint(0, 2, (n_probes,) + A.out_shape, generator=g) * 2 - 1).to(y.device,
+                                                                                      real_dtype(y.dtype))
         rhs = torch.cat([yf, z.to(yf.dtype)])
     else:
         rhs = yf

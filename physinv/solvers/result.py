@@ -29,9 +29,12 @@ from typing import Any
 
 import torch
 
+from .._validate import check_trailing, complex_dtype, compute_dtype, real_dtype
 from ..operators.base import LinearOperator
+from ..operators.factorization import Factorization
+from ..operators.fourier import FourierFactorization
 
-__all__ = ["SolverResult"]
+__all__ = ["SolverResult", "require_operator"]
 
 
 @dataclass
@@ -78,22 +81,66 @@ class SolverResult:
 
 
 # ----------------------------------------------------------------- checks
-def check_operator(A: Any, fn: str) -> LinearOperator:
+def require_operator(A: Any, fn: str, name: str = "A") -> LinearOperator:
+    """Return ``A`` if it is a :class:`~physinv.operators.LinearOperator`, else raise a ``TypeError``.
+
+    The one argument check of every solver and network that takes an operator.
+
+    Parameters
+    ----------
+    A : Any
+        The value to check.
+    fn : str
+        The function or class the check is for (prefixes the message).
+    name : str
+        The argument name used in the message.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Identity
+    >>> require_operator(Identity(3), "demo").in_shape
+    (3,)
+    >>> require_operator(torch.eye(3), "demo")
+    Traceback (most recent call last):
+    ...
+    TypeError: demo: A must be a physinv LinearOperator, got Tensor
+    """
     if not isinstance(A, LinearOperator):
-        raise TypeError(f"{fn}: A must be a physinv LinearOperator, got {type(A).__name__}")
+        raise TypeError(f"{fn}: {name} must be a physinv LinearOperator, got {type(A).__name__}")
     return A
 
 
+def half_spectrum_path(F: Factorization | None, y: torch.Tensor | None = None) -> FourierFactorization | None:
+    """``F`` when the two-FFT path applies (a :class:`FourierFactorization`; real data), else ``None``.
+
+    The one rule of every closed-form solver and network: any operator whose
+    exact factorization is a :class:`~physinv.operators.FourierFactorization`
+    (a circular convolution, a real multiple of one, its adjoint, a
+    subclass...) is solved on the rfft half spectrum, through the
+    factorization's public half-spectrum API, with two real FFTs and no
+    full-spectrum arrays. Complex data ``y`` take the generic path.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv import psf
+    >>> from physinv.operators import Convolution
+    >>> A = Convolution(psf.gaussian(1.0), (8, 8))
+    >>> half_spectrum_path((2 * A).svd(), torch.zeros(8, 8)) is not None
+    True
+    >>> half_spectrum_path(A.svd(), torch.zeros(8, 8, dtype=torch.complex128)) is None
+    True
+    """
+    if isinstance(F, FourierFactorization) and (y is None or not y.is_complex()):
+        return F
+    return None
+
+
 def check_data(A: LinearOperator, y: Any, fn: str, name: str = "y") -> tuple[int, ...]:
-    """Validate ``y`` against ``A.out_shape``; return the batch shape."""
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(y).__name__}")
+    """Validate ``y`` against ``A.out_shape`` (the operator's output shape); return the batch shape."""
+    check_trailing(y, A.out_shape, name, fn)
     n = len(A.out_shape)
-    if y.dim() < n or tuple(y.shape[y.dim() - n:]) != A.out_shape:
-        raise ValueError(f"{fn}: {name} must have trailing shape {A.out_shape} (the operator's "
-                         f"out_shape), got {tuple(y.shape)}")
-    if not (y.is_floating_point() or y.is_complex()):
-        raise TypeError(f"{fn}: {name} must be a floating-point tensor, got {y.dtype}")
     # A sum is finite unless an entry is non-finite (or the sum overflows): one cheap
     # reduction in the common case, the element-wise check only to confirm.
     if not bool(torch.isfinite(y.sum())):
@@ -106,15 +153,13 @@ def check_data(A: LinearOperator, y: Any, fn: str, name: str = "y") -> tuple[int
 def check_x0(A: LinearOperator, x0: Any, y: torch.Tensor, batch: tuple[int, ...], fn: str,
              fill: float = 0.0) -> torch.Tensor:
     """Validate an initial guess (default: ``fill`` everywhere) and return a fresh tensor."""
-    dtype = y.dtype if (y.is_complex() or A.is_real) else _complex(y.dtype)
+    dtype = y.dtype if (y.is_complex() or A.is_real) else complex_dtype(compute_dtype(y))
     shape = batch + A.in_shape
     if x0 is None:
         return torch.full(shape, fill, dtype=dtype, device=y.device)
-    if not isinstance(x0, torch.Tensor):
-        raise TypeError(f"{fn}: x0 must be a torch.Tensor, got {type(x0).__name__}")
-    n = len(A.in_shape)
-    if x0.dim() < n or tuple(x0.shape[x0.dim() - n:]) != A.in_shape:
-        raise ValueError(f"{fn}: x0 must have trailing shape {A.in_shape}, got {tuple(x0.shape)}")
+    if isinstance(x0, torch.Tensor) and not (x0.is_floating_point() or x0.is_complex()):
+        x0 = x0.to(dtype)  # an integer guess is fine: it is cast like any other
+    check_trailing(x0, A.in_shape, "x0", fn)
     try:
         out = torch.broadcast_to(x0, shape)
     except RuntimeError:
@@ -122,10 +167,6 @@ def check_x0(A: LinearOperator, x0: Any, y: torch.Tensor, batch: tuple[int, ...]
     if not bool(torch.isfinite(torch.view_as_real(out) if out.is_complex() else out).all()):
         raise ValueError(f"{fn}: x0 contains non-finite values")
     return out.to(dtype).clone()
-
-
-def _complex(dtype: torch.dtype) -> torch.dtype:
-    return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
 def check_param(value: Any, name: str, fn: str, batch: tuple[int, ...], positive: bool = False
@@ -159,8 +200,7 @@ def check_param(value: Any, name: str, fn: str, batch: tuple[int, ...], positive
 
 def per_problem(v: float | torch.Tensor, batch: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """A batch-shaped real tensor from a float or broadcastable tensor."""
-    real = like.real.dtype if like.is_complex() else like.dtype
-    t = torch.as_tensor(v, dtype=real, device=like.device)
+    t = torch.as_tensor(v, dtype=real_dtype(like.dtype), device=like.device)
     return torch.broadcast_to(t, batch).clone()
 
 

@@ -8,12 +8,12 @@ from typing import Any
 import torch
 
 from ..operators.base import LinearOperator
+from .iterative import landweber_step
 from .result import (
     Monitor,
     SolverResult,
     check_data,
     check_n_iter,
-    check_operator,
     check_param,
     check_x0,
     expand,
@@ -21,9 +21,10 @@ from .result import (
     operator_norm,
     pnorm,
     rel_change,
+    require_operator,
 )
 
-__all__ = ["ista", "fista", "soft_threshold"]
+__all__ = ["ista", "fista", "ista_step", "soft_threshold"]
 
 
 def soft_threshold(z: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
@@ -45,7 +46,7 @@ def soft_threshold(z: torch.Tensor, threshold: float | torch.Tensor) -> torch.Te
 
 
 def _setup(fn, A, y, lam, n_iter, step, transform, x0, norm, check_step):
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     batch = check_data(A, y, fn)
     n_iter = check_n_iter(n_iter, fn)
     lam = check_param(lam, "lam", fn, batch)
@@ -67,13 +68,59 @@ def _setup(fn, A, y, lam, n_iter, step, transform, x0, norm, check_step):
     return A, batch, n_iter, lam, lam_e, W, L, steps, x
 
 
-def _prox(z: torch.Tensor, W: LinearOperator | None, thr: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``W^H S_thr(W z)`` and the thresholded coefficients ``S_thr(W z)``."""
+def ista_step(A: LinearOperator, x: torch.Tensor, y: torch.Tensor, t: float | torch.Tensor,
+              threshold: float | torch.Tensor, W: LinearOperator | None = None, *,
+              residual: torch.Tensor | None = None, return_coefficients: bool = False
+              ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """One proximal-gradient (ISTA) step ``W^H S_threshold(W(x + t A^H (y - A x)))``.
+
+    A gradient step (:func:`~physinv.solvers.landweber_step`) followed by
+    soft-thresholding (:func:`soft_threshold`) in the orthogonal transform
+    ``W`` (the pixel domain when ``W`` is ``None``). The one copy of the
+    iteration: :func:`ista`, :func:`fista` (at the extrapolated point) and
+    :class:`~physinv.nets.UnrolledISTA` with a fixed transform all run it.
+
+    Parameters
+    ----------
+    A : LinearOperator
+        Forward operator.
+    x : torch.Tensor
+        The point the gradient is taken at (the iterate, or FISTA's extrapolation).
+    y : torch.Tensor
+        Data.
+    t : float or torch.Tensor
+        Step size.
+    threshold : float or torch.Tensor
+        Soft threshold (``lam * t`` for ``0.5 ||A x - y||^2 + lam ||W x||_1``);
+        a tensor broadcasts against the coefficients.
+    W : LinearOperator, optional
+        Orthogonal transform (``W^H W = I``), e.g. :class:`~physinv.operators.Wavelet2D`.
+    residual : torch.Tensor, optional
+        ``y - A x`` when the caller has it already (saves one application of ``A``).
+    return_coefficients : bool
+        Also return the thresholded coefficients ``S_threshold(W v)``
+        (``||W x_new||_1`` is their l1 norm for an orthogonal ``W``).
+
+    Returns
+    -------
+    torch.Tensor or (torch.Tensor, torch.Tensor)
+        The next iterate (and the coefficients).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv.operators import Identity
+    >>> ista_step(Identity(3), torch.zeros(3), torch.tensor([3.0, 0.5, -2.0]), 1.0, 1.0)
+    tensor([ 2.,  0., -1.])
+    """
+    v = landweber_step(A, x, y, t, residual=residual)
     if W is None:
-        c = soft_threshold(z, thr)
-        return c, c
-    c = soft_threshold(W(z), thr)
-    return W.adjoint(c), c
+        c = soft_threshold(v, threshold)
+        x_new = c
+    else:
+        c = soft_threshold(W(v), threshold)
+        x_new = W.adjoint(c)
+    return (x_new, c) if return_coefficients else x_new
 
 
 def _l1(c: torch.Tensor, nin: int) -> torch.Tensor:
@@ -166,7 +213,7 @@ def _proximal_gradient(fn, A, y, lam, n_iter, step, transform, x0, tol, noise_si
     if not mon.initial(pnorm(Ax - y, nout)):
         for k in range(n_iter):
             t = steps[k]
-            x_new, c = _prox(z + t * A.adjoint(y - Az), W, lam_e * t)
+            x_new, c = ista_step(A, z, y, t, lam_e * t, W, residual=y - Az, return_coefficients=True)
             x_new = mon.freeze(x_new, x)
             Ax_new = A(x_new)
             change = None

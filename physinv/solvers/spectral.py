@@ -9,46 +9,23 @@ from typing import Any
 
 import torch
 
+from .._validate import real_dtype
 from ..operators.base import FactorizationError, LinearOperator
-from ..operators.factorization import Factorization
+from ..operators.factorization import Factorization, tikhonov_filter
 from ..operators.fourier import FourierFactorization
+from ..spectrum import abs2, half_weights
 from .iterative import cgls
 from .result import (
     SolverResult,
     check_data,
-    check_operator,
     check_param,
     expand,
+    half_spectrum_path,
     pnorm,
+    require_operator,
 )
 
-__all__ = ["tikhonov", "tsvd", "wiener", "spectral_filter"]
-
-
-def circular_transfer(A: LinearOperator, like: torch.Tensor) -> torch.Tensor | None:
-    """The half-spectrum transfer function of a circular :class:`Convolution` (else ``None``).
-
-    Spectral filters of a circular convolution need only ``rfft2`` of the data
-    and this transfer function ``H`` (``A = F^H diag(H) F``): the fast path
-    used by :func:`tikhonov`, :func:`wiener` and :func:`choose_lambda` when no
-    factorization is passed. Same result as going through ``A.svd()`` (to
-    rounding), without building the full-spectrum factorization.
-    """
-    from ..operators.convolution import Convolution
-
-    if type(A) is Convolution and A.boundary == "circular":
-        return A._like("tf", like)
-    return None
-
-
-def _half_weights(shape: tuple[int, int], device, dtype) -> torch.Tensor:
-    """Multiplicity of each rfft2 index in the full spectrum (1 or 2)."""
-    W = shape[-1]
-    w = torch.full((W // 2 + 1,), 2.0, dtype=dtype, device=device)
-    w[0] = 1.0
-    if W % 2 == 0:
-        w[-1] = 1.0
-    return w.expand(shape[0], W // 2 + 1)
+__all__ = ["tikhonov", "tsvd", "wiener", "spectral_filter", "signal_power"]
 
 
 def _factorization(A: LinearOperator, factorization: Factorization | None, fn: str) -> Factorization:
@@ -74,23 +51,29 @@ def _closed_form(A: LinearOperator, y: torch.Tensor, x: torch.Tensor, residual: 
     return SolverResult(x=x, n_iter=0, converged=True, history=history, info=info)
 
 
-def _closed_form_half(Y: torch.Tensor, H: torch.Tensor, filt: torch.Tensor, shape: tuple[int, int],
-                      residual: bool, **info: Any) -> SolverResult:
+def _closed_form_half(F: FourierFactorization, Y: torch.Tensor, filt: torch.Tensor, residual: bool,
+                      **info: Any) -> SolverResult:
     """Closed-form result on the rfft2 half spectrum: ``x = irfft2(Y * filt)``.
 
     The relative residual ``||A x - y|| / ||y||`` comes from Parseval on the half
-    spectrum (``A x - y`` has spectrum ``(H filt - 1) Y``), with no extra FFT.
+    spectrum (``A x - y`` has spectrum ``(h filt - 1) Y``), with no extra FFT.
     """
     X = Y * filt
     history: dict[str, list[float]] = {}
     if residual:
-        w = _half_weights(shape, Y.device, Y.real.dtype)
-        r2 = (w * _abs2(X * H - Y)).sum(dim=(-2, -1))
-        y2 = (w * _abs2(Y)).sum(dim=(-2, -1))
+        w = half_weights(F.grid_shape, dtype=real_dtype(Y.dtype), device=Y.device)
+        r2 = (w * abs2(X * F.half_transfer_like(Y) - Y)).sum(dim=(-2, -1))
+        y2 = (w * abs2(Y)).sum(dim=(-2, -1))
         y2 = torch.where(y2 > 0, y2, torch.ones_like(y2))
         history["residual"] = [float(torch.sqrt(r2 / y2).mean())]
-    x = torch.fft.irfft2(X, s=shape)
+    x = torch.fft.irfft2(X, s=F.grid_shape)
     return SolverResult(x=x, n_iter=0, converged=True, history=history, info=info)
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` where ``den > 0``, else 0 (the guard every spectral filter needs)."""
+    pos = den > 0
+    return torch.where(pos, num / torch.where(pos, den, torch.ones_like(den)), torch.zeros_like(den))
 
 
 def spectral_filter(A: LinearOperator, y: torch.Tensor,
@@ -121,7 +104,7 @@ def spectral_filter(A: LinearOperator, y: torch.Tensor,
     tensor([1., 1.], dtype=torch.float64)
     """
     fn = "spectral_filter"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     check_data(A, y, fn)
     F = _factorization(A, factorization, fn)
     return _closed_form(A, y, F.apply_filter(y, f), residual)
@@ -135,8 +118,10 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
     """Tikhonov regularisation: ``x = argmin ||A x - y||^2 + lam ||x||^2``.
 
     Closed form ``x = V diag(s / (s^2 + lam)) U^H y`` through ``A.svd()``
-    when ``A`` has an exact factorization (two FFTs for a circular
-    convolution), else conjugate gradients on
+    when ``A`` has an exact factorization (two real FFTs when that
+    factorization is a :class:`~physinv.operators.FourierFactorization`:
+    a circular convolution, a real multiple of one, its adjoint), else
+    conjugate gradients on
     ``(A^H A + lam I) x = A^H y`` (:func:`cgls` with ``damp = sqrt(lam)``).
 
     Parameters
@@ -177,7 +162,7 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
     tensor([0.9901, 0.5000], dtype=torch.float64)
     """
     fn = "tikhonov"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     batch = check_data(A, y, fn)
     if method not in ("auto", "spectral", "cg"):
         raise ValueError(f"{fn}: method must be 'auto', 'spectral' or 'cg', got {method!r}")
@@ -185,8 +170,7 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
     if spectral and factorization is None and not A.has_svd:
         raise FactorizationError(f"{fn}: method='spectral' needs an exact factorization, and "
                                  f"{type(A).__name__} has none")
-    H = circular_transfer(A, y) if (spectral and factorization is None and not y.is_complex()) else None
-    F = _factorization(A, factorization, fn) if (spectral and H is None) else None
+    F = _factorization(A, factorization, fn) if spectral else None
     info: dict[str, Any] = {}
     if isinstance(lam, str):
         from .parameter import choose_lambda
@@ -199,13 +183,10 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
     info["lam"] = lam
     if spectral:
         lam_t = lam.to(device=y.device) if isinstance(lam, torch.Tensor) else lam
-        if H is not None:
-            if isinstance(lam_t, torch.Tensor):
-                lam_t = expand(lam_t.to(y.dtype), 2)
-            den = _abs2(H) + lam_t
-            filt = H.conj() * torch.where(den > 0, 1.0 / torch.where(den > 0, den, torch.ones_like(den)),
-                                          torch.zeros_like(den))
-            return _closed_form_half(torch.fft.rfft2(y), H, filt, A.in_shape, residual, **info)
+        half = half_spectrum_path(F, y)
+        if half is not None:  # the factorization's own filter, on the half spectrum
+            filt = half.half_phase_conj_like(y) * tikhonov_filter(lam_t)(half.half_s_like(y))
+            return _closed_form_half(half, torch.fft.rfft2(y), filt, residual, **info)
         x = F.tikhonov(y, lam_t)
         return _closed_form(A, y, x, residual, **info)
     damp = lam.sqrt() if isinstance(lam, torch.Tensor) else math.sqrt(lam)
@@ -234,7 +215,7 @@ def tsvd(A: LinearOperator, y: torch.Tensor, k: int | None = None, rcond: float 
     tensor([1., 1., 0.], dtype=torch.float64)
     """
     fn = "tsvd"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     check_data(A, y, fn)
     if k is not None and rcond is not None:
         raise ValueError(f"{fn}: give k or rcond, not both")
@@ -254,7 +235,12 @@ def tsvd(A: LinearOperator, y: torch.Tensor, k: int | None = None, rcond: float 
     else:
         rc = 1e-6 if rcond is None else rcond
         x = F.pinv(y, rc)
-        info = {"rcond": rc, "k": int((F.s > rc * F.s.max()).sum())}
+        half = half_spectrum_path(F)
+        if half is not None:  # count on the half spectrum, with multiplicities
+            s, w = half.half_s, half.half_weights
+            info = {"rcond": rc, "k": int((w * (s > rc * s.max())).sum())}
+        else:
+            info = {"rcond": rc, "k": int((F.s > rc * F.s.max()).sum())}
     return _closed_form(A, y, x, residual, **info)
 
 
@@ -290,7 +276,7 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
     """
     nout = len(F.out_shape)
     ns = F.s.dim()
-    real = y.real.dtype if y.is_complex() else y.dtype
+    real = real_dtype(y.dtype)
     s = F.s.to(device=y.device, dtype=real)
     beta = F.U.adjoint(y)
     beta2 = beta.abs() ** 2
@@ -308,7 +294,7 @@ def signal_power(F: Factorization, y: torch.Tensor, noise_sigma: float | torch.T
     if signal_psd == "flat":
         w = torch.ones_like(s)
     elif signal_psd == "power-law":
-        if not isinstance(F, FourierFactorization) or s.dim() != 2:
+        if half_spectrum_path(F) is None or s.dim() != 2:
             raise ValueError("wiener: signal_psd='power-law' needs a 2-D Fourier factorization (a circular "
                              "Convolution); pass a tensor of signal powers for other operators")
         rad = _frequency_radius(tuple(s.shape), y.device, real)
@@ -326,14 +312,6 @@ def _power_law_half(shape: tuple[int, int], exponent: float, dtype: torch.dtype,
     fx = torch.fft.rfftfreq(shape[1], d=1.0 / shape[1], dtype=dtype, device=device)
     r = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).clamp_min(1.0)
     return r ** (-exponent), r**exponent
-
-
-def _abs2(z: torch.Tensor) -> torch.Tensor:
-    """``|z|^2`` without the square root of ``abs``."""
-    if not z.is_complex():
-        return z * z
-    r = torch.view_as_real(z)
-    return r[..., 0].square() + r[..., 1].square()
 
 
 def _keep_indices(s2: torch.Tensor) -> torch.Tensor:
@@ -409,15 +387,18 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
     torch.Size([32, 32])
     """
     fn = "wiener"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     batch = check_data(A, y, fn)
     sigma = check_param(noise_sigma, "noise_sigma", fn, batch)
-    H = circular_transfer(A, y) if (factorization is None and not y.is_complex()) else None
+    F = _factorization(A, factorization, fn)
+    half = half_spectrum_path(F, y)
     info = {"noise_sigma": sigma, "signal_psd": signal_psd if isinstance(signal_psd, str) else "given"}
-    if H is not None:  # circular convolution: everything on the rfft2 half spectrum
-        shape = A.in_shape
+    if half is not None:  # everything on the rfft2 half spectrum
+        shape = half.grid_shape
         Y = torch.fft.rfft2(y)
-        h2 = _abs2(H)
+        s = half.half_s_like(y)
+        ph = half.half_phase_conj_like(y)
+        h2 = s * s
         sig2 = torch.as_tensor(sigma, dtype=y.dtype, device=y.device) ** 2
         sig2 = expand(torch.broadcast_to(sig2, batch), 2)
         if isinstance(signal_psd, torch.Tensor):
@@ -425,35 +406,27 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
             if tuple(P.shape[-2:]) != shape or not bool(torch.isfinite(P).all()) or bool((P < 0).any()):
                 raise ValueError(f"wiener: signal_psd must be finite, >= 0, with trailing shape {shape}")
             P = P[..., : shape[-1] // 2 + 1]
+            return _closed_form_half(half, Y, ph * _ratio(s * P, h2 * P + sig2), residual, **info)
+        if signal_psd == "flat":
+            w = winv = None
+        elif signal_psd == "power-law":
+            w, winv = _power_law_half(shape, float(psd_exponent), y.dtype, str(y.device))
         else:
-            if signal_psd == "flat":
-                w = winv = None
-            elif signal_psd == "power-law":
-                w, winv = _power_law_half(shape, float(psd_exponent), y.dtype, str(y.device))
-            else:
-                raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got "
-                                 f"{signal_psd!r}")
-            # fit P = c w on the well-conditioned indices only, then
-            # s P / (s^2 P + sigma^2) = s / (s^2 + (sigma^2 / c) / w): a Tikhonov-like filter
-            idx = _keep_indices(h2)
-            Yk = Y.reshape(Y.shape[:-2] + (-1,))[..., idx]
-            a_k = h2.reshape(-1)[idx] * (1.0 if w is None else w.reshape(-1)[idx])
-            c = _fit_scale(_abs2(Yk) / math.prod(shape), sig2.reshape(batch + (1,)), a_k, True)
-            lam_eff = expand(sig2.reshape(batch) / c, 2)
-            den = h2 + (lam_eff if winv is None else lam_eff * winv)
-            filt = H.conj() * torch.where(den > 0, 1.0 / torch.where(den > 0, den, torch.ones_like(den)),
-                                          torch.zeros_like(den))
-            return _closed_form_half(Y, H, filt, shape, residual, **info)
-        den = h2 * P + sig2
-        filt = H.conj() * torch.where(den > 0, P / torch.where(den > 0, den, torch.ones_like(den)),
-                                      torch.zeros_like(den))
-        return _closed_form_half(Y, H, filt, shape, residual, **info)
-    F = _factorization(A, factorization, fn)
+            raise ValueError(f"wiener: signal_psd must be 'flat', 'power-law' or a tensor, got "
+                             f"{signal_psd!r}")
+        # fit P = c w on the well-conditioned indices only, then
+        # s P / (s^2 P + sigma^2) = s / (s^2 + (sigma^2 / c) / w): a Tikhonov-like filter
+        idx = _keep_indices(h2)
+        Yk = Y.reshape(Y.shape[:-2] + (-1,))[..., idx]
+        a_k = h2.reshape(-1)[idx] * (1.0 if w is None else w.reshape(-1)[idx])
+        c = _fit_scale(abs2(Yk) / math.prod(shape), sig2.reshape(batch + (1,)), a_k, True)
+        lam_eff = expand(sig2.reshape(batch) / c, 2)
+        den = h2 + (lam_eff if winv is None else lam_eff * winv)
+        return _closed_form_half(half, Y, ph * _ratio(s, den), residual, **info)
     P = signal_power(F, y, sigma, signal_psd, psd_exponent)
-    real = y.real.dtype if y.is_complex() else y.dtype
+    real = real_dtype(y.dtype)
     s = F.s.to(device=y.device, dtype=real)
     sig2 = torch.as_tensor(sigma, dtype=real, device=y.device) ** 2
     sig2 = expand(torch.broadcast_to(sig2, batch), s.dim())
-    den = s**2 * P + sig2
-    fs = torch.where(den > 0, s * P / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(den))
+    fs = _ratio(s * P, s**2 * P + sig2)
     return _closed_form(A, y, F.apply_filter(y, fs), residual, **info)

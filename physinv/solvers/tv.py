@@ -9,20 +9,20 @@ from typing import Any
 import torch
 
 from ..operators.base import LinearOperator
-from ..operators.fourier import FourierFactorization
 from ..operators.gradient import Gradient
 from .result import (
     Monitor,
     SolverResult,
     check_data,
     check_n_iter,
-    check_operator,
     check_param,
     check_x0,
     expand,
+    half_spectrum_path,
     operator_norm,
     pnorm,
     rel_change,
+    require_operator,
 )
 
 __all__ = ["tv", "tv_norm"]
@@ -67,7 +67,8 @@ def tv(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor, n_iter: in
       and ``A^H``; handles ``nonneg``.
     - ``method="split"``: only ``grad x`` is dualised and the data term's
       proximal map ``(A^H A + I / tau_p)^{-1}`` is applied exactly through
-      ``A.svd()`` (two FFTs for a circular convolution); converges in fewer
+      ``A.svd()`` (two real FFTs when it is a
+      :class:`~physinv.operators.FourierFactorization`); converges in fewer
       iterations. Needs a factorization and ``nonneg=False``.
     - ``"auto"``: ``"split"`` when possible, else ``"pdhg"``.
 
@@ -110,7 +111,7 @@ def tv(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor, n_iter: in
     True
     """
     fn = "tv"
-    A = check_operator(A, fn)
+    A = require_operator(A, fn)
     batch = check_data(A, y, fn)
     if len(A.in_shape) != 2:
         raise ValueError(f"{fn}: A.in_shape must be an image shape (H, W), got {A.in_shape}")
@@ -140,17 +141,18 @@ def tv(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor, n_iter: in
         F = A.svd()
         Lk = grad_norm
         sigma, tau_p = ratio / Lk, 1.0 / (ratio * Lk)
-        s2 = F.s.to(device=y.device, dtype=y.dtype) ** 2
-        inv = 1.0 / (s2 + 1.0 / tau_p)
         AHy = A.adjoint(y)
-        if isinstance(F, FourierFactorization):  # V = F^H: the inverse is a real-FFT multiply
-            shape = A.in_shape
-            inv_half = inv[..., : shape[-1] // 2 + 1]
+        half = half_spectrum_path(F, y)
+        if half is not None:  # V = F^H: the inverse is a real-FFT multiply on the half spectrum
+            shape = half.grid_shape
+            inv_half = 1.0 / (half.half_s_like(y) ** 2 + 1.0 / tau_p)
 
             def data_prox(v):
                 w = AHy + v / tau_p
                 return torch.fft.irfft2(torch.fft.rfft2(w) * inv_half, s=shape)
         else:
+            inv = 1.0 / (F.s.to(device=y.device, dtype=y.dtype) ** 2 + 1.0 / tau_p)
+
             def data_prox(v):  # (A^H A + I / tau_p)^{-1} (A^H y + v / tau_p)
                 w = AHy + v / tau_p
                 c = F.V.adjoint(w)

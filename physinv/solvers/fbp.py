@@ -1,4 +1,4 @@
-"""Tomography helpers: filtered back-projection (FBP) and its ramp filters.
+"""Filtered back-projection (FBP) for the parallel-beam Radon transform, and its ramp filters.
 
 FBP for the parallel-beam :class:`~physinv.operators.Radon` operator is
 
@@ -24,8 +24,7 @@ import math
 
 import torch
 
-from .operators.base import LinearOperator
-from .operators.radon import Radon
+from ..operators import LinearOperator, Radon
 
 __all__ = ["fbp", "ramp_filter", "filter_sinogram", "FILTERS"]
 
@@ -140,7 +139,7 @@ def fbp(sinogram: torch.Tensor, A: Radon, filter: str | None = "ramp") -> torch.
         ``(..., n_angles, n_detectors)`` (angles first, the layout of
         ``A(x)``; transpose scikit-image's ``(n_detectors, n_angles)``).
     A : Radon
-        The geometry (``A.fbp(y, filter)`` is the same call).
+        The geometry.
     filter : str or None
         ``"ramp"``, ``"shepp-logan"``, ``"cosine"``, ``"hamming"``,
         ``"hann"``, or ``None`` for the scaled unfiltered back-projection.

@@ -1,0 +1,235 @@
+"""``physinv bench``: the studies (``physinv bench deconv``, ...).
+
+Each study is one function in :data:`STUDIES`, ``add(subparsers, common) ->
+None``, that adds its parser to the ``bench`` group and sets its handler;
+adding a study is adding one such function to the tuple.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._common import DEFAULT_OUT_DIR, nonneg_int, positive_float, positive_int, prepare_out_dir
+
+__all__ = ["register", "add_deconv", "handle_deconv", "STUDIES", "DECONV_OUT"]
+
+#: Default output folder of ``physinv bench deconv``.
+DECONV_OUT = os.path.join(DEFAULT_OUT_DIR, "bench-deconv")
+
+
+def _split_names(values: Sequence[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    out: list[str] = []
+    for v in values:
+        out.extend(part for part in (p.strip() for p in v.split(",")) if part)
+    return out
+
+
+def _psf_type(text: str) -> str:
+    from ..bench.deconv import resolve_psf
+    from ..psf import parse_spec
+
+    value = text.strip()
+    try:
+        parse_spec(value)
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    except AttributeError:  # pragma: no cover - a physinv without parse_spec: build it to check
+        try:
+            resolve_psf(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
+def _image_type(text: str) -> str:
+    from ..bench.deconv import resolve_images
+
+    try:
+        resolve_images([text])
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("images: ")) from None
+    return text
+
+
+def _method_names(text: str) -> str:
+    from ..bench.methods import available_methods
+
+    known = [m.name for m in available_methods()]
+    bad = [n for n in (p.strip() for p in text.split(",")) if n and n != "all" and n not in known]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {bad}; registered: {', '.join(known)} "
+                                         "(or 'all'); see --list-methods")
+    return text
+
+
+def _boundary_type(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("circular", "valid", "realistic"):
+        raise argparse.ArgumentTypeError(f"must be circular or valid (alias realistic), got {text}")
+    return "valid" if value == "realistic" else value
+
+
+def _shard_type(text: str):
+    from ..bench._cells import Shard
+
+    try:
+        return Shard.parse(text)
+    except (TypeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _model_choices() -> list[str]:
+    from ..operators.convolution import BOUNDARIES
+
+    return sorted(b for b in BOUNDARIES if b != "circular")
+
+
+# Field of DeconvConfig (as it starts a ValueError message) -> its flag.
+_FLAGS = {"images": "--images", "psfs": "--psf", "noises": "--noise", "methods": "--methods",
+          "exclude": "--exclude", "boundaries": "--boundary", "size": "--size", "crop": "--crop",
+          "margin": "--margin", "model": "--model", "n_train": "--n-train", "device": "--device"}
+
+
+def _flag_of(message: str) -> str | None:
+    for field, flag in _FLAGS.items():
+        if message.startswith((f"{field}:", f"{field} ")):
+            return flag
+    return None
+
+
+def add_deconv(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> None:
+    """Add ``physinv bench deconv`` to the ``bench`` group."""
+    from ..bench import deconv, splits
+
+    quick = ", ".join(f"{k}={' '.join(map(str, v)) if isinstance(v, tuple) else v}"
+                      for k, v in deconv.QUICK.items())
+    p = subparsers.add_parser(
+        "deconv",
+        parents=[common["out"], common["seed"], common["threads"], common["device"], common["progress"]],
+        help="which deblurring method wins: every registered method on built-in test pictures",
+        description="Run every registered deconvolution method on the same data: test pictures x PSFs x "
+        "noise levels x boundaries (circular, and realistic 'valid' data cut from a larger scene). "
+        "Writes results.csv, results.md, results.json (provenance), figures/ and cells/ (finished cells, "
+        "read back on the next run) to --out, prints the summary table and the goals. "
+        "Exit status 1 when some cells failed.",
+        epilog="Defaults: --images " + " ".join(splits.TEST_IMAGES) + "; --psf "
+        + " ".join(deconv.DEFAULT_PSFS) + "; --noise " + " ".join(f"{s:g}" for s in deconv.DEFAULT_NOISES)
+        + f"; both boundaries; --size 256; --crop 8. --quick: {quick}, quick methods only.",
+    )
+    p.add_argument("--psf", metavar="SPEC", type=_psf_type, action="extend", nargs="+", default=None,
+                   help="PSF specs (gaussian:SIGMA, motion:LENGTH,ANGLE, disk:RADIUS, airy:RADIUS, each "
+                   "with an optional ,SIZE) or PSF files (.npy/.png/.tif); repeatable")
+    p.add_argument("--noise", metavar="SIGMA", type=positive_float, action="extend", nargs="+", default=None,
+                   help="noise standard deviations (images in [0, 1]); repeatable")
+    p.add_argument("--images", metavar="IMG", type=_image_type, action="extend", nargs="+", default=None,
+                   help="bundled picture names, phantom:K (a generated test phantom), or image files and "
+                   "folders (PNG, TIFF, NPY, JPEG; grey or RGB, values in [0, 1] after scaling)")
+    p.add_argument("--methods", metavar="NAME", type=_method_names, action="extend", nargs="+", default=None,
+                   help="methods to run (comma- or space-separated; 'all' for every registered one); "
+                   "default: the default selection (see --list-methods)")
+    p.add_argument("--exclude", metavar="NAME", type=_method_names, action="extend", nargs="+", default=None,
+                   help="methods to leave out")
+    p.add_argument("--boundary", metavar="B", type=_boundary_type, action="extend", nargs="+", default=None,
+                   help="data boundaries: circular and/or valid (alias realistic); default both")
+    p.add_argument("--size", metavar="N", type=positive_int, default=None, help="frame side (default 256)")
+    p.add_argument("--crop", metavar="PX", type=nonneg_int, default=None,
+                   help="border left out of PSNR/SSIM (default 8)")
+    p.add_argument("--margin", metavar="PX", type=nonneg_int, default=None,
+                   help="scene margin around the frame, >= the PSF half-width (default 32)")
+    p.add_argument("--model", choices=_model_choices(), default=None,
+                   help="boundary model of physinv's boundary-aware solvers on realistic data "
+                   "(default reflect)")
+    p.add_argument("--n-train", metavar="N", type=positive_int, default=None,
+                   help="training images for learned methods (default 16)")
+    p.add_argument("--shard", metavar="I/N", type=_shard_type, default=None,
+                   help="compute only shard I of N (1-based); the tables cover every finished cell in --out")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny configuration for CI: 2 small pictures, 2 PSFs, 1 noise level, both "
+                   "boundaries, fast methods only")
+    p.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    p.add_argument("--no-figures", dest="figures", action="store_false", help="write no PNG figures")
+    p.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")
+    p.set_defaults(out=None, handler=lambda args: handle_deconv(args, p))
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`physinv.bench.deconv.DeconvConfig` that parsed arguments describe."""
+    from ..bench.deconv import QUICK, DeconvConfig
+
+    kw: dict[str, Any] = dict(QUICK) if args.quick else {}
+    given = {"images": args.images, "psfs": args.psf, "noises": args.noise, "size": args.size,
+             "crop": args.crop, "margin": args.margin, "model": args.model, "n_train": args.n_train,
+             "methods": _split_names(args.methods), "exclude": _split_names(args.exclude),
+             "boundaries": args.boundary}
+    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None})
+    return DeconvConfig(**kw, quick=bool(args.quick), seed=args.seed, device=args.device,
+                        threads=args.threads, figures=args.figures)
+
+
+def handle_deconv(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run ``physinv bench deconv`` from parsed arguments; print the summary and the goals."""
+    from ..bench import deconv
+
+    if args.list_methods:
+        print(deconv.methods_table())
+        return 0
+    try:
+        config = config_from_args(args)
+    except ValueError as e:
+        flag = _flag_of(str(e))
+        if parser is not None and flag is not None:
+            parser.error(f"argument {flag}: {e}")
+        raise
+    if args.out is None:
+        prepare_out_dir(DEFAULT_OUT_DIR)
+        out = prepare_out_dir(DECONV_OUT)
+    else:
+        out = prepare_out_dir(args.out)
+    try:
+        res = deconv.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
+                         argv=sys.argv[1:] if sys.argv else None)
+    except ValueError as e:
+        flag = _flag_of(str(e))
+        if parser is not None and flag is not None:
+            parser.error(f"argument {flag}: {e}")
+        raise
+    print(res.table)
+    print()
+    print("Goals")
+    for line in res.goals:
+        print(line)
+    print()
+    shard = f", shard {args.shard}" if args.shard else ""
+    print(f"cells: {res.computed} computed, {res.reused} read back, {res.other_shards} in other shards"
+          f"{shard}, {res.missing} missing from the tables; {res.seconds:.1f} s")
+    for cid, msg in res.failed:
+        print(f"FAILED cell {cid}: {msg}", file=sys.stderr)
+    print(f"wrote {res.paths['csv']}, {os.path.basename(res.paths['md'])}, "
+          f"{os.path.basename(res.paths['json'])}" + (", figures/" if "figures" in res.paths else ""))
+    return 1 if res.failed else 0
+
+
+#: The studies of ``physinv bench``: each adds its subcommand (to add one, append its function).
+STUDIES: tuple[Callable[[Any, dict[str, argparse.ArgumentParser]], None], ...] = (add_deconv,)
+
+
+def register(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> None:
+    """Add the ``bench`` group and its studies to ``subparsers``."""
+    p = subparsers.add_parser("bench", help="studies: which method wins, with tables, figures and provenance",
+                              description="Reproducible studies on built-in data. Run "
+                              "'physinv bench STUDY --help' for the options of a study.")
+    sub = p.add_subparsers(dest="study", metavar="STUDY", title="studies")
+    for add in STUDIES:
+        add(sub, common)
+
+    def _no_study(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(handler=_no_study)
