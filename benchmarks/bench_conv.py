@@ -1,8 +1,8 @@
 """Convolution speed: physinv.Convolution vs scipy.signal.fftconvolve vs bare torch.fft.
 
 Circular convolution of a batch of float32 images with a PSF, forward and
-adjoint, timed in the same process. Prints per-image times and the ratios the
-foundation issue asks for:
+adjoint, timed in the same process. Prints per-image times and the ratios that
+measure its goals:
 
 * physinv vs ``scipy.signal.fftconvolve`` (goal: >= 2x faster per image);
 * physinv vs a bare ``torch.fft.rfft2`` convolution with a precomputed transfer

@@ -6,7 +6,7 @@ piecewise-constant phantoms, several PSFs and noise levels. For each case
 the script runs every physinv solver and ``skimage.restoration.wiener``,
 ``unsupervised_wiener`` and ``richardson_lucy`` in the same process, on the
 same data, and prints PSNR / SSIM / time per image, then the goals of
-issue 4 and whether they are met.
+the solver goals and whether they are met.
 
 Usage::
 
@@ -337,7 +337,7 @@ def report(rows, gcv_gap, tv_gain, args):
         for r in rows:
             print(f"  {r['image']:10s} {r['psf']:8s} {r['noise']:<5} {r['method']:48s} {r['psnr']:6.2f} "
                   f"{r['ssim']:.3f} {r['time']:.4f}")
-    print("\nGoals (issue 4)")
+    print("\nGoals")
     gaps = np.array([g for _, g, _ in gcv_gap])
     gaps_d = np.array([g for _, _, g in gcv_gap])
     ok1 = bool(np.all(gaps <= 0.5))

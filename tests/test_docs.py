@@ -1,6 +1,6 @@
 """Every Python block in README.md and docs/ runs as written.
 
-Blocks of one page run in order in one fresh interpreter (a page is one session: later blocks may use
+Blocks of one page run in order in one fresh interpreter (a page is one script: later blocks may use
 names from earlier ones), in a temporary working directory, so a block that writes files leaves
 nothing behind. A block fenced as ```python no-run is shown but not run (say why next to it).
 """

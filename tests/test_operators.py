@@ -53,7 +53,7 @@ def test_convolution_matches_scipy_ndimage(boundary, ksize, shape):
 
 
 def test_circular_factorization_rebuilds_dense_to_1e6():
-    """The issue's acceptance check: the Fourier factorization rebuilds A to 1e-6 (float64)."""
+    """Acceptance check: the Fourier factorization rebuilds A to 1e-6 (float64)."""
     A = Convolution(psf.gaussian(2.0), (24, 20))
     F = A.svd()
     D = A.to_dense()

@@ -1,7 +1,8 @@
 """Spectral-filter networks: the fixed ``U^H``, ``V`` of an operator's factorization and a learned diagonal.
 
-For ``A = U diag(s) V^H`` the network is ``x = V diag(f) U^H y``: the seed's
-four layers ``g -> H' -> U' -> Lambda -> V -> f`` with only ``Lambda = diag(f)``
+For ``A = U diag(s) V^H`` the network is ``x = V diag(f) U^H y``: the four
+layers ``g -> H' -> U' -> Lambda -> V -> f`` of Mohammad-Djafari et al., "Deep Learning and
+Inverse Problems" (arXiv 2309.00802), with only ``Lambda = diag(f)``
 trained. For a circular convolution ``U^H = diag(e^{-i phi}) F`` and
 ``V = F^H``, so the network costs two real FFTs and learns one real number
 per rfft half-spectrum index (the output stays real).
