@@ -62,6 +62,7 @@ import torch
 from . import psf as _psf
 from .operators import Convolution
 from .solvers import cgls, richardson_lucy, signal_power, tikhonov, tv, wiener
+from .spectrum import fast_fft_length
 
 __all__ = [
     "deblur",
@@ -148,22 +149,6 @@ class DeblurResult:
 
 
 # ------------------------------------------------------------------ utilities
-def _fast_len(n: int) -> int:
-    """Smallest ``2^a 3^b 5^c >= n`` (lengths FFT libraries transform fastest)."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p3 = p5
-        while p3 < best:
-            p2 = p3
-            while p2 < n:
-                p2 *= 2
-            best = min(best, p2)
-            p3 *= 3
-        p5 *= 5
-    return best
-
-
 def _reflect_index(p: np.ndarray, n: int) -> np.ndarray:
     """Half-sample symmetric index into ``[0, n)`` for any integer position ``p``."""
     q = np.mod(p, 2 * n)
@@ -372,7 +357,7 @@ def _valid_setup(k: torch.Tensor, shape: tuple[int, int], device: torch.device
 
 def _map_grid(shape: tuple[int, int], k: torch.Tensor) -> tuple[int, int]:
     pad = max(k.shape) + 8  # PSF footprint plus a free band in which the periodic prior wraps
-    return _fast_len(shape[0] + 2 * pad), _fast_len(shape[1] + 2 * pad)
+    return fast_fft_length(shape[0] + 2 * pad), fast_fft_length(shape[1] + 2 * pad)
 
 
 def _map_valid(y: torch.Tensor, k: torch.Tensor, sigma: torch.Tensor, prior: str | torch.Tensor,

@@ -39,6 +39,7 @@ __all__ = [
     "filter_half_spectrum",
     "plain_filter_half_spectrum",
     "fourier_multiply",
+    "fast_fft_length",
     "column_weights",
     "half_weights",
     "abs2",
@@ -320,3 +321,28 @@ def fourier_multiply(x: torch.Tensor, H: torch.Tensor, shape: tuple[int, int]) -
     if X.dtype != H.dtype:  # e.g. half-precision spectra
         return torch.fft.irfft2(X * H, s=shape)
     return torch.fft.irfft2(X.mul_(H), s=shape)
+
+
+def fast_fft_length(n: int) -> int:
+    """Smallest ``2^a 3^b 5^c 7^d >= n`` (lengths that FFT libraries transform fastest).
+
+    Examples
+    --------
+    >>> fast_fft_length(97), fast_fft_length(128), fast_fft_length(1)
+    (98, 128, 1)
+    """
+    best = 1 << (n - 1).bit_length()
+    p7 = 1
+    while p7 < best:
+        p5 = p7
+        while p5 < best:
+            p3 = p5
+            while p3 < best:
+                p2 = p3
+                while p2 < n:
+                    p2 *= 2
+                best = min(best, p2)
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return best

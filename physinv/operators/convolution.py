@@ -9,7 +9,7 @@ import torch
 
 from .._validate import as_shape, check_device
 from ..psf import check_psf
-from ..spectrum import fourier_multiply
+from ..spectrum import fast_fft_length, fourier_multiply
 from .base import FactorizationError, LinearOperator
 from .fourier import FourierFactorization
 
@@ -25,25 +25,6 @@ BOUNDARIES = {
     "replicate": "nearest",
     "mirror": "mirror",
 }
-
-
-def _fast_len(n: int) -> int:
-    """Smallest 2^a 3^b 5^c 7^d >= n (lengths that FFT libraries transform fastest)."""
-    best = 1 << (n - 1).bit_length()
-    p7 = 1
-    while p7 < best:
-        p5 = p7
-        while p5 < best:
-            p3 = p5
-            while p3 < best:
-                p2 = p3
-                while p2 < n:
-                    p2 *= 2
-                best = min(best, p2)
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
-    return best
 
 
 def _source_index(n: int, before: int, total: int, mode: str) -> np.ndarray:
@@ -204,14 +185,14 @@ class Convolution(LinearOperator):
             grid = in_shape
         elif boundary == "valid":
             # Circular convolution on a grid >= the image: the valid pixels never wrap.
-            grid = (_fast_len(H), _fast_len(W))
+            grid = (fast_fft_length(H), fast_fft_length(W))
             if grid != in_shape:
                 self.pad_op = Pad(in_shape, ((0, 0), (0, 0)), "constant", out_shape=grid)
             top, left = kh - 1 - ch, kw - 1 - cw
             self._crop = (slice(top, top + out_shape[0]), slice(left, left + out_shape[1]))
         else:
             pad = ((kh - 1 - ch, ch), (kw - 1 - cw, cw))
-            grid = (_fast_len(H + kh - 1), _fast_len(W + kw - 1))
+            grid = (fast_fft_length(H + kh - 1), fast_fft_length(W + kw - 1))
             self.pad_op = Pad(in_shape, pad, BOUNDARIES[boundary], out_shape=grid)
             self._crop = (slice(kh - 1 - ch, kh - 1 - ch + H), slice(kw - 1 - cw, kw - 1 - cw + W))
         self.grid = grid
