@@ -66,7 +66,7 @@ def _wiener_circular_gcv(y, k, case):
 
 
 def _wiener_reflect_pad(y, k, case, pad=32):
-    """Reflect the data by ``pad`` pixels per side (blending the two reflections in the band), Wiener, crop."""
+    """Reflect the data by ``pad`` pixels per side (blending both reflections in the band), Wiener, crop."""
     H, W = y.shape
     G = (H + 2 * pad, W + 2 * pad)
     t = np.arange(2 * pad)
