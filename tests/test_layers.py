@@ -205,3 +205,13 @@ def test_resolver_sees_relative_imports():
     assert any(t.startswith("physinv.operators.") for t in targets)
     assert layer_of("physinv.operators.convolution") == 1
     assert layer_of("physinv.cli.bench") == 5
+
+
+def test_shipped_assets_module_imports_nothing_from_physinv():
+    # data/__init__.py is installed as physinv.assets (layer 0): a leaf, stdlib and numpy only.
+    path = ROOT.parents[1] / "data" / "__init__.py"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bad = [ast.unparse(n) for n in ast.walk(tree)
+           if (isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("physinv")))
+           or (isinstance(n, ast.Import) and any(a.name.startswith("physinv") for a in n.names))]
+    assert not bad, f"physinv.assets must not import from physinv: {bad}"
