@@ -25,15 +25,6 @@ f64 = torch.float64
 SHAPE = (12, 10)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small FFTs are much faster single-threaded on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class UserBlur(Convolution):
     """A user's subclass of Convolution: same physics, another class."""
 

@@ -21,15 +21,6 @@ from physinv.spectrum import (
 f64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small FFTs are much faster single-threaded on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _setup(H, W, lead=(2,), f_lead=(), seed=0):
     g = torch.Generator().manual_seed(seed)
     y = torch.randn(*lead, H, W, generator=g, dtype=f64, requires_grad=True)
