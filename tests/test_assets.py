@@ -21,6 +21,9 @@ def test_every_manifest_entry_loads_and_matches_its_digest():
     for name in listed:
         raw = (REPO / "data" / name).read_bytes()
         assert hashlib.sha256(raw).hexdigest() == assets.manifest()[name]["sha256"]
+        assert assets.read_bytes(name) == raw
+        if not name.endswith(".npy"):
+            continue
         arr = assets.load_array(name)
         assert list(arr.shape) == assets.manifest()[name]["shape"]
         assert np.isfinite(arr).all()
@@ -31,7 +34,8 @@ def test_every_manifest_entry_loads_and_matches_its_digest():
 
 def test_every_file_in_data_is_in_the_manifest():
     on_disk = {p.relative_to(REPO / "data").as_posix() for p in (REPO / "data").rglob("*")
-               if p.is_file() and p.suffix == ".npy"}
+               if p.is_file() and p.suffix not in (".py", ".pyc") and p.name != "manifest.json"
+               and "__pycache__" not in p.parts}
     assert on_disk == set(assets.names())
 
 

@@ -9,15 +9,23 @@
 - :class:`HybridNet`: a physics block followed by a residual CNN refiner.
 - :mod:`physinv.nets.cnn`: ``UNet``, ``DnCNN``, ``MLP`` and the
   :class:`DataDriven` wrapper for purely data-driven baselines.
+- Beyond the linear limit: :class:`Denoiser` and :func:`pretrained_denoiser`
+  (the denoiser that ships with physinv, a prior for
+  :func:`physinv.solvers.pnp`), :class:`UnrolledHQS` (the exact data step and
+  a learned prior in every layer) and :class:`LearnedPrimalDual`.
 """
 
 from . import cnn
 from .cnn import MLP, DataDriven, DnCNN, UNet
+from .denoiser import Denoiser, pretrained_denoiser
+from .hqs import UnrolledHQS
 from .hybrid import HybridNet
+from .primal_dual import LearnedPrimalDual
 from .spectral import ParametricFilter, SpectralFilterNet
 from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber
 
 __all__ = [
     "SpectralFilterNet", "ParametricFilter", "UnrolledLandweber", "UnrolledISTA", "LearnedTransform",
-    "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn",
+    "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "Denoiser", "pretrained_denoiser",
+    "UnrolledHQS", "LearnedPrimalDual",
 ]

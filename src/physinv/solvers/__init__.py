@@ -4,7 +4,8 @@ Spectral filters through a factorization (:func:`tikhonov`, :func:`tsvd`,
 :func:`wiener`, :func:`spectral_filter`), automatic parameter choice
 (:func:`choose_lambda`: GCV, discrepancy principle, L-curve), and iterative
 methods (:func:`landweber`, :func:`cgls`, :func:`ista`, :func:`fista`,
-:func:`richardson_lucy`, :func:`tv`), with the one copy of each iteration
+:func:`richardson_lucy`, :func:`tv`), plug-and-play with any denoiser
+(:func:`pnp`, its exact data step :func:`quadratic_data_step`), with the one copy of each iteration
 (:func:`landweber_step`, :func:`ista_step`) that the unrolled networks of
 :mod:`physinv.nets` run too. Every solver returns a
 :class:`SolverResult`; every solver is batched over the leading dimensions
@@ -14,6 +15,7 @@ of ``y`` (see :mod:`physinv.solvers.result` for the stopping rules).
 from .fbp import fbp, filter_sinogram, ramp_filter
 from .iterative import cgls, landweber, landweber_step, richardson_lucy
 from .parameter import choose_lambda, estimate_noise
+from .pnp import pnp, pnp_schedule, quadratic_data_step
 from .result import SolverResult
 from .sparse import fista, ista, ista_step, soft_threshold
 from .spectral import signal_power, spectral_filter, tikhonov, tsvd, wiener
@@ -24,5 +26,5 @@ __all__ = [
     "estimate_noise",
     "landweber", "cgls", "richardson_lucy", "ista", "fista", "soft_threshold", "tv", "tv_norm",
     "landweber_step", "ista_step",
-    "fbp", "ramp_filter", "filter_sinogram",
+    "fbp", "ramp_filter", "filter_sinogram", "pnp", "pnp_schedule", "quadratic_data_step",
 ]

@@ -6,7 +6,9 @@ quantity is a cheap function of ``|beta_i|^2`` and ``s_i``: with
 
 - residual ``rho(lam) = ||A x_lam - y||^2 = sum (1 - phi_i)^2 |beta_i|^2 + ||y_perp||^2``,
 - solution norm ``eta(lam) = ||x_lam||^2 = sum (s_i / (s_i^2 + lam))^2 |beta_i|^2``,
-- GCV ``G(lam) = rho(lam) / (m - sum phi_i)^2`` (``m`` data entries).
+- GCV ``G(lam) = rho(lam) / (m - sum phi_i)^2`` (``m`` data entries), with the denominator
+  evaluated as ``(m - r) + sum lam / (s_i^2 + lam)`` (``r`` singular values), which does not
+  cancel when ``phi_i ~ 1``.
 
 Without a factorization the same curves are traced with warm-started CGLS
 solves on a coarser grid, the trace in GCV estimated with seeded Rademacher
@@ -188,8 +190,9 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
         raise ValueError("choose_lambda: the operator is zero")
     lo, hi = lam_range if lam_range is not None else (1e-12 * smax2, 10.0 * smax2)
     s2 = s * s
+    n_perp = max(float(m) - float(weights.sum()), 0.0)  # data dimensions outside the range of U
 
-    def curves_shared(grid, rows, need_eta=True):  # grid (G,), rows (B', r) -> (B', G) x2, (G,)
+    def curves_shared(grid, rows, need_eta=True):  # grid (G,), rows (B', r) -> rho, eta, dof = m - trace
         rho, eta, tr = [], [], []
         step = max(1, 2**22 // s.numel())
         for g0 in range(0, grid.numel(), step):  # chunks keep memory at O(2^22)
@@ -199,7 +202,9 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
             rho.append(rows @ (q * q).T)
             if need_eta:
                 eta.append(rows @ ((s / den) ** 2).T)
-            tr.append((1 - q) @ weights)
+            # m - trace = (m - sum w) + sum w (1 - phi), with 1 - phi = lam / (s^2 + lam) computed
+            # directly: m - sum(phi) cancels to rounding when phi ~ 1 (small lam)
+            tr.append(q @ weights + n_perp)
         return torch.cat(rho, -1), (torch.cat(eta, -1) if need_eta else None), torch.cat(tr)
 
     def curves(lam, need_eta=True):  # lam (B, G), one grid per problem -> (B, G) each
@@ -213,7 +218,7 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
 
     def gcv(lam):
         rho, _, tr = curves(lam, need_eta=False)
-        return rho / (m - tr).clamp_min(1e-12 * m) ** 2
+        return rho / tr.clamp_min(1e-300) ** 2
 
     B = beta2.shape[0]
     curve: dict[str, Any] = {}
@@ -233,7 +238,7 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
         lam = lgrid.gather(-1, vals.argmin(-1, keepdim=True)).exp()[:, 0]
         vals = gcv(grid.expand(B, G).contiguous())
         rho, _, tr = curves(lam[:, None], need_eta=False)
-        sigma_hat = (rho[:, 0] / (m - tr[:, 0]).clamp_min(1e-12 * m)).sqrt()
+        sigma_hat = (rho[:, 0] / tr[:, 0].clamp_min(1e-300)).sqrt()
         curve = {"lam": grid.cpu(), "gcv": vals.cpu(), "noise_sigma": sigma_hat}
     elif method == "discrepancy":
         target = (tau**2 * m) * per_problem(sigma, batch, y).to(torch.float64).reshape(-1) ** 2
@@ -317,15 +322,17 @@ def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, 
         rho[:, j] = (pnorm(A(xb) - yf, nout) ** 2).to(torch.float64).cpu()
         eta[:, j] = (pnorm(xb, len(A.in_shape)) ** 2).to(torch.float64).cpu()
         if method == "gcv":
-            Ax = A(x[B:])
+            # m - trace(A A_lam^+) ~ z^H (z - A x_z): the probe residual, computed directly
+            # (m - z^H A x_z cancels to rounding when the trace is close to m)
+            rz = z.to(yf.dtype) - A(x[B:])
             dims = tuple(range(1, 1 + nout))
-            prod = (Ax.conj() * z).real if Ax.is_complex() else Ax * z
+            prod = (rz.conj() * z).real if rz.is_complex() else rz * z
             tr[j] = float(prod.sum(dim=dims).mean())
     grid_c = grid.flip(0)
     rho, eta, tr = rho.flip(1), eta.flip(1), tr.flip(0)
     logl = torch.log(grid_c)
     if method == "gcv":
-        vals = rho / (m - tr).clamp_min(1e-12 * m) ** 2
+        vals = rho / tr.clamp_min(1e-12 * m) ** 2  # tr holds m - trace here
         i = vals.argmin(-1)
         lam = torch.empty(B, dtype=torch.float64)
         lv = torch.log(vals)
@@ -338,8 +345,8 @@ def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, 
             B2 = (t2**2 * (f0 - f1) + t1**2 * (f2 - f0) + t0**2 * (f1 - f2)) / den
             t = -B2 / (2 * A2) if A2 > 0 else logl[int(i[b])].item()
             lam[b] = math.exp(min(max(t, t0), t2))
-        sigma_hat = (rho[torch.arange(B), i] / (m - tr[i]).clamp_min(1e-12 * m)).sqrt()
-        curve = {"lam": grid_c, "gcv": vals, "trace": tr, "noise_sigma": sigma_hat}
+        sigma_hat = (rho[torch.arange(B), i] / tr[i].clamp_min(1e-12 * m)).sqrt()
+        curve = {"lam": grid_c, "gcv": vals, "trace": m - tr, "noise_sigma": sigma_hat}
     elif method == "discrepancy":
         target = ((tau**2 * m) * per_problem(sigma, batch, y).to(torch.float64).reshape(-1).cpu() ** 2
                   ).expand(B)

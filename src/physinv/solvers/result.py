@@ -34,7 +34,47 @@ from ..operators.base import LinearOperator
 from ..operators.factorization import Factorization
 from ..operators.fourier import FourierFactorization
 
-__all__ = ["SolverResult", "require_operator"]
+__all__ = ["SolverResult", "require_operator", "IllConditionedWarning", "MAX_GAIN"]
+
+#: The largest filter gain a spectral solver applies without warning, relative to the largest
+#: singular value: ``max_i |f(s_i)| * max(s) <= MAX_GAIN``. A pseudo-inverse with the default
+#: ``rcond = 1e-6`` stays just inside it; ``lam = 0``, ``rcond = 0`` or ``noise_sigma = 0`` on an
+#: ill-conditioned operator exceeds it, and the result is then dominated by amplified noise and
+#: rounding.
+MAX_GAIN = 1e6
+
+
+class IllConditionedWarning(RuntimeWarning):
+    """A solver applied an amplification beyond the documented bound :data:`MAX_GAIN`, or a
+    parameter it was given looks inconsistent with the data; the result is likely dominated by
+    noise or rounding (or over-smoothed) rather than silently right.
+
+    Examples
+    --------
+    >>> issubclass(IllConditionedWarning, RuntimeWarning)
+    True
+    """
+
+
+def warn_gain(gain: float, smax: float, fn: str, what: str, stacklevel: int = 3) -> None:
+    """Warn with :class:`IllConditionedWarning` when ``gain * smax > MAX_GAIN`` (see :data:`MAX_GAIN`).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warn_gain(1e9, 1.0, "demo", "lam=0")
+    >>> w[0].category.__name__
+    'IllConditionedWarning'
+    """
+    rel = gain * smax
+    if not math.isfinite(rel) or rel > MAX_GAIN:
+        warnings.warn(f"{fn}: {what} amplifies by up to {gain:.3g} (= {rel:.3g} relative to the largest "
+                      f"singular value, above the bound {MAX_GAIN:.0e}); the result is dominated by "
+                      "amplified noise and rounding: regularise more (larger lam, rcond or noise_sigma)",
+                      IllConditionedWarning, stacklevel=stacklevel)
+
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 
 from .._validate import real_dtype
 from ..operators.base import FactorizationError, LinearOperator
-from ..operators.factorization import Factorization, tikhonov_filter
+from ..operators.factorization import Factorization, pseudo_inverse_filter, tikhonov_filter, tsvd_filter
 from ..operators.fourier import FourierFactorization
 from ..spectrum import abs2, half_weights
 from .iterative import cgls
@@ -20,9 +21,11 @@ from .result import (
     check_data,
     check_param,
     expand,
+    IllConditionedWarning,
     half_spectrum_path,
     pnorm,
     require_operator,
+    warn_gain,
 )
 
 __all__ = ["tikhonov", "tsvd", "wiener", "spectral_filter", "signal_power"]
@@ -38,6 +41,22 @@ def _factorization(A: LinearOperator, factorization: Factorization | None, fn: s
                              f"but A maps {A.in_shape}->{A.out_shape}")
         return factorization
     return A.svd()
+
+
+def _s_values(F: Factorization) -> torch.Tensor:
+    """The singular values of ``F`` (on the half spectrum for a Fourier factorization)."""
+    half = half_spectrum_path(F)
+    return half.half_s if half is not None else F.s
+
+
+def _check_gain(F: Factorization, values: torch.Tensor | Callable, fn: str, what: str) -> None:
+    """Warn when the filter (its values, or a function of ``s``) exceeds :data:`MAX_GAIN` (relative)."""
+    s = _s_values(F)
+    smax = float(s.max()) if s.numel() else 0.0
+    if smax == 0:
+        return
+    fs = values(s) if callable(values) else values
+    warn_gain(float(fs.abs().max()), smax, fn, what, stacklevel=4)
 
 
 def _closed_form(A: LinearOperator, y: torch.Tensor, x: torch.Tensor, residual: bool, **info: Any
@@ -183,6 +202,8 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
     info["lam"] = lam
     if spectral:
         lam_t = lam.to(device=y.device) if isinstance(lam, torch.Tensor) else lam
+        lam_min = float(lam.min()) if isinstance(lam, torch.Tensor) else lam
+        _check_gain(F, tikhonov_filter(lam_min), fn, f"lam={lam_min:.3g}")
         half = half_spectrum_path(F, y)
         if half is not None:  # the factorization's own filter, on the half spectrum
             filt = half.half_phase_conj_like(y) * tikhonov_filter(lam_t)(half.half_s_like(y))
@@ -230,10 +251,12 @@ def tsvd(A: LinearOperator, y: torch.Tensor, k: int | None = None, rcond: float 
         factorization = A.svd(k=k)
     F = _factorization(A, factorization, fn)
     if k is not None:
+        _check_gain(F, tsvd_filter(k), fn, f"k={k}")
         x = F.tsvd(y, k)
         info = {"k": k}
     else:
         rc = 1e-6 if rcond is None else rcond
+        _check_gain(F, pseudo_inverse_filter(rc), fn, f"rcond={rc:.3g}")
         x = F.pinv(y, rc)
         half = half_spectrum_path(F)
         if half is not None:  # count on the half spectrum, with multiplicities
@@ -325,15 +348,40 @@ def _keep_indices(s2: torch.Tensor) -> torch.Tensor:
 
 def _fit_scale(beta2_k: torch.Tensor, sig2: torch.Tensor, a_k: torch.Tensor, complex_coeffs: bool
                ) -> torch.Tensor:
-    """Robust fit of ``c`` in ``|beta_i|^2 - sigma^2 = c a_i`` over the kept indices (last dim).
+    """Robust positive fit of ``c`` in ``|beta_i|^2 - sigma^2 = c a_i`` over the kept indices (last dim).
 
     The median keeps the image mean in the DC term from dominating. ``|beta|^2`` of a complex
     Gaussian coefficient is exponential (median = mean * ln 2); of a real one chi-square with one
     degree of freedom (median = mean * 0.4549).
+
+    When that median is not positive (``sigma`` larger than the data support: more than half of
+    the well-conditioned coefficients lie below the noise floor ``sigma^2``), a
+    :class:`IllConditionedWarning` says so and ``c`` is refitted on the indices where ``|beta|^2``
+    exceeds ``4 sigma^2`` (pure noise does so with probability ``e^-4`` for complex coefficients),
+    or, when fewer than 16 do, set to ``1e-3`` of the measured power ``median(|beta|^2 / a)``: the
+    estimate is then over-smoothed, never identically zero.
     """
+    ratio = math.log(2.0) if complex_coeffs else 0.454936423119572
     est = (beta2_k - sig2) / a_k
-    c = est.median(dim=-1).values / (math.log(2.0) if complex_coeffs else 0.454936423119572)
-    return c.clamp_min(torch.finfo(a_k.dtype).eps * float(a_k.max()))
+    c = est.median(dim=-1).values / ratio
+    floor = torch.finfo(a_k.dtype).eps * float(a_k.max())
+    bad = c <= floor
+    if bool(bad.any()):
+        sig2_b = torch.broadcast_to(sig2, beta2_k.shape[:-1] + (1,))
+        given = sig2_b[..., 0].sqrt()
+        warnings.warn(
+            "wiener: the fitted signal power is not positive: noise_sigma looks overestimated "
+            f"(given {float(given[bad].max()):.3g}; more than half of the well-conditioned coefficients "
+            "lie below the noise floor sigma^2); refitting the signal power on the coefficients above "
+            "4 sigma^2 (the estimate is over-smoothed; check noise_sigma)",
+            IllConditionedWarning, stacklevel=4)
+        above = beta2_k > 4 * sig2_b
+        refit = torch.where(above, est, torch.full_like(est, float("nan"))).nanmedian(dim=-1).values
+        enough = above.sum(dim=-1) >= 16
+        measured = 1e-3 * (beta2_k / a_k).median(dim=-1).values / ratio
+        alt = torch.where(enough & (refit > floor), refit, measured)
+        c = torch.where(bad, alt, c)
+    return c.clamp_min(floor)
 
 
 def _power_model(s2: torch.Tensor, beta2: torch.Tensor, sig2: torch.Tensor, w: torch.Tensor,
@@ -406,7 +454,9 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
             if tuple(P.shape[-2:]) != shape or not bool(torch.isfinite(P).all()) or bool((P < 0).any()):
                 raise ValueError(f"wiener: signal_psd must be finite, >= 0, with trailing shape {shape}")
             P = P[..., : shape[-1] // 2 + 1]
-            return _closed_form_half(half, Y, ph * _ratio(s * P, h2 * P + sig2), residual, **info)
+            filt = _ratio(s * P, h2 * P + sig2)
+            _check_gain(F, filt, fn, "this Wiener filter")
+            return _closed_form_half(half, Y, ph * filt, residual, **info)
         if signal_psd == "flat":
             w = winv = None
         elif signal_psd == "power-law":
@@ -422,11 +472,14 @@ def wiener(A: LinearOperator, y: torch.Tensor, noise_sigma: float | torch.Tensor
         c = _fit_scale(abs2(Yk) / math.prod(shape), sig2.reshape(batch + (1,)), a_k, True)
         lam_eff = expand(sig2.reshape(batch) / c, 2)
         den = h2 + (lam_eff if winv is None else lam_eff * winv)
-        return _closed_form_half(half, Y, ph * _ratio(s, den), residual, **info)
+        filt = _ratio(s, den)
+        _check_gain(F, filt, fn, "this Wiener filter")
+        return _closed_form_half(half, Y, ph * filt, residual, **info)
     P = signal_power(F, y, sigma, signal_psd, psd_exponent)
     real = real_dtype(y.dtype)
     s = F.s.to(device=y.device, dtype=real)
     sig2 = torch.as_tensor(sigma, dtype=real, device=y.device) ** 2
     sig2 = expand(torch.broadcast_to(sig2, batch), s.dim())
     fs = _ratio(s * P, s**2 * P + sig2)
+    _check_gain(F, fs, fn, "this Wiener filter")
     return _closed_form(A, y, F.apply_filter(y, fs), residual, **info)

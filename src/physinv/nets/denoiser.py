@@ -1,0 +1,158 @@
+"""A noise-level-conditioned CNN denoiser, and the trained one that ships with physinv.
+
+:class:`Denoiser` maps a noisy image and its noise level to an estimate of
+the clean image, ``D(x, sigma) = x - R([x, sigma])``, where the residual
+network ``R`` sees the noise level as a second input channel (a constant
+map, as in FFDNet and DRUNet). Its convolutions have no bias terms, so with
+ReLU activations the whole map is positively homogeneous:
+``D(a x, a sigma) = a D(x, sigma)`` for every ``a > 0``. The denoiser
+therefore does not care about the intensity scale of the data (an image in
+[0, 255] with sigma 12.75 is denoised exactly as the same image in [0, 1] with
+sigma 0.05), and a network without biases generalises across noise levels
+(Mohan, Kadkhodaie, Simoncelli and Fernandez-Granda, "Robust and
+interpretable blind image denoising via bias-free convolutional neural
+networks", arXiv:1906.05478).
+
+:func:`pretrained_denoiser` returns the network trained by
+``scripts/train_denoiser.py`` on patches of the training pictures only (see
+:mod:`physinv.bench.splits`), loaded from the package's shipped files after a
+SHA-256 check, never downloaded. It is the prior of
+:func:`physinv.solvers.pnp`.
+"""
+
+from __future__ import annotations
+
+import io
+import numbers
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["Denoiser", "pretrained_denoiser", "PRETRAINED_DENOISER"]
+
+#: The shipped weights of :func:`pretrained_denoiser` (a file of :mod:`physinv.assets`).
+PRETRAINED_DENOISER = "weights/denoiser_v1.pt"
+
+
+def _positive_int(v: Any, name: str, minimum: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
+        raise ValueError(f"Denoiser: {name} must be an int >= {minimum}, got {v!r}")
+    return int(v)
+
+
+class Denoiser(nn.Module):
+    """Residual, bias-free, noise-conditioned CNN: ``D(x, sigma) = x - R([x, sigma])``.
+
+    Parameters
+    ----------
+    depth : int
+        Number of 3x3 convolutions in ``R`` (>= 2), ReLU between them.
+    channels : int
+        Feature channels.
+
+    Notes
+    -----
+    Called as ``denoiser(x, sigma)`` with ``x`` of shape ``(..., H, W)`` and
+    ``sigma`` a number or a tensor broadcasting to the leading dims (one
+    noise level per image). Without biases the map is positively
+    homogeneous, ``D(a x, a sigma) = a D(x, sigma)`` for ``a > 0``, and
+    ``D(0, 0) = 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = Denoiser(depth=4, channels=8).double()
+    >>> x = torch.rand(2, 16, 16, dtype=torch.float64)
+    >>> out = net(x, 0.05)
+    >>> out.shape
+    torch.Size([2, 16, 16])
+    >>> torch.allclose(net(3 * x, 0.15), 3 * out)     # positively homogeneous
+    True
+    """
+
+    def __init__(self, depth: int = 10, channels: int = 32) -> None:
+        super().__init__()
+        depth = _positive_int(depth, "depth", 2)
+        channels = _positive_int(channels, "channels", 1)
+        self.depth, self.channels = depth, channels
+        layers: list[nn.Module] = [nn.Conv2d(2, channels, 3, padding=1, bias=False), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.ReLU()]
+        layers.append(nn.Conv2d(channels, 1, 3, padding=1, bias=False))
+        self.body = nn.Sequential(*layers)
+
+    def config(self) -> dict[str, int]:
+        """The constructor arguments (stored beside the weights)."""
+        return {"depth": self.depth, "channels": self.channels}
+
+    def _sigma(self, sigma: Any, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-2]
+        if isinstance(sigma, bool) or not isinstance(sigma, (numbers.Real, torch.Tensor)):
+            raise TypeError(f"Denoiser: sigma must be a number or a tensor, got {type(sigma).__name__}")
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        if not torch.isfinite(s).all() or (s < 0).any():
+            raise ValueError("Denoiser: sigma must be finite and >= 0")
+        try:
+            s = torch.broadcast_to(s, lead)
+        except RuntimeError:
+            raise ValueError(f"Denoiser: sigma of shape {tuple(s.shape)} does not broadcast to the "
+                             f"leading dims {tuple(lead)} of x") from None
+        return s.reshape(-1, 1, 1, 1)
+
+    def forward(self, x: torch.Tensor, sigma: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"Denoiser: x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 2 or x.shape[-1] < 1 or x.shape[-2] < 1:
+            raise ValueError(f"Denoiser: x must have shape (..., H, W), got {tuple(x.shape)}")
+        w = self.body[0].weight
+        if x.dtype != w.dtype or x.device != w.device:
+            raise TypeError(f"Denoiser: x is {x.dtype} on {x.device} but the network is {w.dtype} on "
+                            f"{w.device}; use denoiser.to(...) to match")
+        s = self._sigma(sigma, x)
+        if x.numel() == 0:
+            return x.clone()
+        flat = x.reshape(-1, 1, *x.shape[-2:])
+        inp = torch.cat([flat, s.expand_as(flat)], dim=1)
+        return (flat - self.body(inp)).reshape(x.shape)
+
+
+def pretrained_denoiser(device: Any = None, dtype: torch.dtype = torch.float32) -> Denoiser:
+    """The denoiser that ships with physinv, in evaluation mode with gradients off.
+
+    Trained by ``scripts/train_denoiser.py`` (seeded) on patches of the
+    training pictures and generated phantoms, for noise levels 0 to 0.2 on
+    images in [0, 1] (any scale works: the network is positively homogeneous).
+    The weights are read from :mod:`physinv.assets`, their SHA-256 verified
+    before ``torch.load(weights_only=True)`` reads them.
+
+    Parameters
+    ----------
+    device : torch.device or str, optional
+        Where to put the network (default CPU).
+    dtype : torch.dtype
+        float32 (default) or float64.
+
+    Examples
+    --------
+    >>> import torch
+    >>> D = pretrained_denoiser()
+    >>> x = torch.full((1, 32, 32), 0.5)
+    >>> noisy = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    >>> bool(((D(noisy, 0.05) - x).square().mean() < (noisy - x).square().mean() / 4))
+    True
+    """
+    from .. import assets
+
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"pretrained_denoiser: dtype must be torch.float32 or torch.float64, got {dtype}")
+    blob = torch.load(io.BytesIO(assets.read_bytes(PRETRAINED_DENOISER)), map_location="cpu",
+                      weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != "physinv-denoiser" or "state_dict" not in blob:
+        raise assets.AssetError(f"{PRETRAINED_DENOISER} is not a physinv denoiser file")
+    net = Denoiser(**blob["config"])
+    net.load_state_dict(blob["state_dict"])
+    net = net.to(device=device if device is not None else "cpu", dtype=dtype).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
