@@ -10,19 +10,23 @@ methods (:func:`landweber`, :func:`cgls`, :func:`ista`, :func:`fista`,
 :mod:`physinv.nets` run too. Every solver returns a
 :class:`SolverResult`; every solver is batched over the leading dimensions
 of ``y`` (see :mod:`physinv.solvers.result` for the stopping rules).
+A filter that amplifies beyond :data:`MAX_GAIN`, or a parameter the data
+contradict, raises an :class:`IllConditionedWarning` instead of returning a
+silently wrong result.
 """
 
 from .fbp import fbp, filter_sinogram, ramp_filter
 from .iterative import cgls, landweber, landweber_step, richardson_lucy
 from .parameter import choose_lambda, estimate_noise
 from .pnp import pnp, pnp_schedule, quadratic_data_step
-from .result import SolverResult
+from .result import MAX_GAIN, IllConditionedWarning, SolverResult
 from .sparse import fista, ista, ista_step, soft_threshold
 from .spectral import signal_power, spectral_filter, tikhonov, tsvd, wiener
 from .tv import tv, tv_norm
 
 __all__ = [
-    "SolverResult", "tikhonov", "tsvd", "wiener", "spectral_filter", "signal_power", "choose_lambda",
+    "SolverResult", "IllConditionedWarning", "MAX_GAIN",
+    "tikhonov", "tsvd", "wiener", "spectral_filter", "signal_power", "choose_lambda",
     "estimate_noise",
     "landweber", "cgls", "richardson_lucy", "ista", "fista", "soft_threshold", "tv", "tv_norm",
     "landweber_step", "ista_step",

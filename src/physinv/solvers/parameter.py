@@ -28,7 +28,15 @@ from .._validate import real_dtype
 from ..operators.base import LinearOperator
 from ..operators.factorization import Factorization
 from ..spectrum import abs2, half_weights
-from .result import check_data, check_param, half_spectrum_path, per_problem, pnorm, require_operator
+from .result import (
+    IllConditionedWarning,
+    check_data,
+    check_param,
+    half_spectrum_path,
+    per_problem,
+    pnorm,
+    require_operator,
+)
 
 __all__ = ["choose_lambda", "estimate_noise", "METHODS"]
 
@@ -38,8 +46,8 @@ METHODS = ("gcv", "discrepancy", "lcurve")
 def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise_sigma: Any = None,
                   tau: float = 1.0, lam_range: tuple[float, float] | None = None, n_grid: int | None = None,
                   factorization: Factorization | None = None, iterative: bool | None = None,
-                  n_probes: int = 4, n_iter: int = 100, seed: int = 0, return_curve: bool = False
-                  ) -> Any:
+                  n_probes: int = 4, n_iter: int = 100, seed: int = 0, return_curve: bool = False,
+                  progress: bool = False) -> Any:
     """Choose the Tikhonov parameter ``lam`` (of ``||Ax - y||^2 + lam ||x||^2``) from the data.
 
     Parameters
@@ -74,6 +82,9 @@ def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise
         per grid point, and the probe seed.
     return_curve : bool
         Also return a dict with the grid and the curves (for plots).
+    progress : bool
+        Show a tqdm progress bar over the grid of the iterative mode (one
+        CGLS solve per grid point: minutes on large images).
 
     Returns
     -------
@@ -119,7 +130,7 @@ def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise
                 raise ValueError(f"{fn}: noise_sigma must be a number, a tensor or 'gcv', got "
                                  f"{noise_sigma!r}")
             noise_sigma = estimate_noise(A, y, factorization=factorization, iterative=iterative,
-                                         n_probes=n_probes, n_iter=n_iter, seed=seed)
+                                         n_probes=n_probes, n_iter=n_iter, seed=seed, progress=progress)
         sigma = check_param(noise_sigma, "noise_sigma", fn, batch)
     tau = float(check_param(tau, "tau", fn, (), positive=True))
     if lam_range is not None:
@@ -133,7 +144,18 @@ def choose_lambda(A: LinearOperator, y: torch.Tensor, method: str = "gcv", noise
         lam, curve = _spectral(A, factorization, y, batch, method, sigma, tau, lam_range, n_grid)
     else:
         lam, curve = _iterative(A, y, batch, method, sigma, tau, lam_range, n_grid or 12, n_probes,
-                                n_iter, seed)
+                                n_iter, seed, bool(progress))
+    if method == "lcurve" and not bool(curve["corner_found"].all()):
+        warnings.warn("choose_lambda: the L-curve has no corner (the solution norm never grows faster "
+                      "than the residual falls: noise amplification is too weak to show); its maximum "
+                      "curvature is no regularisation choice, so lam is chosen by GCV instead for "
+                      f"{int((~curve['corner_found']).sum())} of {curve['corner_found'].numel()} "
+                      "problem(s)", IllConditionedWarning, stacklevel=2)
+        lam_g = choose_lambda(A, y, "gcv", lam_range=lam_range, factorization=factorization,
+                              iterative=iterative, n_probes=n_probes, n_iter=n_iter, seed=seed,
+                              progress=progress)
+        lam_g = torch.as_tensor(lam_g, dtype=torch.float64, device=lam.device).reshape(lam.shape)
+        lam = torch.where(curve["corner_found"].to(lam.device), lam, lam_g)
     out: Any = float(lam.reshape(())) if not batch else lam.reshape(batch)
     return (out, curve) if return_curve else out
 
@@ -271,8 +293,10 @@ def _spectral(A, F, y, batch, method, sigma, tau, lam_range, n_grid):
         grid = torch.logspace(math.log10(lo), math.log10(hi), G, dtype=torch.float64, device=y.device)
         rho, eta, _ = curves(grid.expand(B, G).contiguous())
         kappa = _curvature(rho, eta, grid)
-        lam = grid[kappa.argmax(-1)]
-        curve = {"lam": grid.cpu(), "rho": rho.cpu(), "eta": eta.cpu(), "curvature": kappa.cpu()}
+        i, ok = _corner(rho, eta, grid)
+        lam = grid[i.to(grid.device)]
+        curve = {"lam": grid.cpu(), "rho": rho.cpu(), "eta": eta.cpu(), "curvature": kappa.cpu(),
+                 "corner_found": ok}
     return lam, curve
 
 
@@ -291,8 +315,35 @@ def _curvature(rho: torch.Tensor, eta: torch.Tensor, grid: torch.Tensor) -> torc
     return torch.from_numpy(k)
 
 
+def _corner(rho: torch.Tensor, eta: torch.Tensor, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The L-curve corner per problem (index into ``grid``) and whether it is a genuine corner.
+
+    The corner is the point of maximum curvature of ``(log rho, log eta)``. It is accepted
+    only when the curve has the two branches of an L around it: on the small-``lam`` side a
+    steep branch where the solution norm grows faster than the residual falls
+    (``|d log eta / d log rho| >= 1`` somewhere), on the large-``lam`` side a flat one
+    (``<= 1`` somewhere). Without the steep branch (noise amplification too weak to show) the
+    maximum curvature sits where the flat end bends, and is no regularisation choice at all.
+    """
+    tiny = torch.finfo(torch.float64).tiny
+    kappa = _curvature(rho, eta, grid)
+    i = kappa.argmax(-1)
+    xr = torch.log(rho.clamp_min(tiny)).cpu().numpy()
+    ye = torch.log(eta.clamp_min(tiny)).cpu().numpy()
+    t = torch.log(grid).cpu().numpy()
+    x1 = np.gradient(xr, t, axis=-1)
+    y1 = np.gradient(ye, t, axis=-1)
+    slope = np.abs(y1) / np.maximum(np.abs(x1), 1e-300)
+    ok = torch.zeros(i.shape, dtype=torch.bool)
+    for b in range(i.numel()):
+        k = int(i[b])
+        ok[b] = bool(np.isfinite(kappa[b, k].item()) and kappa[b, k].item() > 0
+                     and (slope[b, :k] >= 1).any() and (slope[b, k + 1:] <= 1).any())
+    return i, ok
+
+
 # ------------------------------------------------------------ iterative
-def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, seed):
+def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, seed, progress=False):
     from .iterative import cgls
 
     nout = len(A.out_shape)
@@ -315,7 +366,14 @@ def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, 
     eta = torch.empty(B, G, dtype=torch.float64)
     tr = torch.empty(G, dtype=torch.float64)
     x = None
+    pbar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=G, desc=f"choose_lambda ({method})", leave=False)
     for j, lam in enumerate(grid.tolist()):
+        if pbar is not None:
+            pbar.update(1)
         res = cgls(A, rhs, n_iter=n_iter, tol=1e-5, damp=math.sqrt(lam), x0=x)
         x = res.x
         xb = x[:B]
@@ -328,6 +386,8 @@ def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, 
             dims = tuple(range(1, 1 + nout))
             prod = (rz.conj() * z).real if rz.is_complex() else rz * z
             tr[j] = float(prod.sum(dim=dims).mean())
+    if pbar is not None:
+        pbar.close()
     grid_c = grid.flip(0)
     rho, eta, tr = rho.flip(1), eta.flip(1), tr.flip(0)
     logl = torch.log(grid_c)
@@ -366,6 +426,7 @@ def _iterative(A, y, batch, method, sigma, tau, lam_range, G, n_probes, n_iter, 
         curve = {"lam": grid_c, "rho": rho}
     else:
         kappa = _curvature(rho, eta, grid_c)
-        lam = grid_c[kappa.argmax(-1)]
-        curve = {"lam": grid_c, "rho": rho, "eta": eta, "curvature": kappa}
+        i, ok = _corner(rho, eta, grid_c)
+        lam = grid_c[i]
+        curve = {"lam": grid_c, "rho": rho, "eta": eta, "curvature": kappa, "corner_found": ok}
     return lam.to(y.device), curve

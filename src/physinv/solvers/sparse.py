@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,7 +32,9 @@ __all__ = ["ista", "fista", "ista_step", "soft_threshold"]
 def soft_threshold(z: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
     """Soft-thresholding ``S_t(z) = sign(z) max(|z| - t, 0)`` (magnitude shrinkage for complex ``z``).
 
-    ``threshold`` is a number or a tensor broadcasting against ``z``.
+    ``threshold`` is a non-negative number or a tensor broadcasting against ``z`` (a negative
+    threshold would expand instead of shrink: ``ValueError``; a tensor that requires a gradient,
+    a learned threshold, is not checked).
 
     Examples
     --------
@@ -38,6 +42,22 @@ def soft_threshold(z: torch.Tensor, threshold: float | torch.Tensor) -> torch.Te
     >>> soft_threshold(torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0]), 1.0)
     tensor([-1., -0.,  0.,  0.,  1.])
     """
+    if isinstance(threshold, torch.Tensor):
+        if threshold.is_complex() or not threshold.is_floating_point() and threshold.dtype not in (
+                torch.int32, torch.int64):
+            raise TypeError(f"soft_threshold: threshold must be a real number or real tensor, got "
+                            f"{threshold.dtype}")
+        # a learned threshold (requires_grad) is the network's to constrain: no per-step check
+        if not threshold.requires_grad and (bool((threshold < 0).any())
+                                            or not bool(torch.isfinite(threshold).all())):
+            raise ValueError("soft_threshold: threshold must be finite and >= 0, got a tensor with "
+                             f"min {float(threshold.min()):.3g}")
+    else:
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+            raise TypeError(f"soft_threshold: threshold must be a real number or a tensor, got "
+                            f"{type(threshold).__name__}")
+        if not math.isfinite(threshold) or threshold < 0:
+            raise ValueError(f"soft_threshold: threshold must be finite and >= 0, got {threshold}")
     if z.is_complex():
         mag = z.abs()
         scale = torch.clamp(mag - threshold, min=0) / torch.where(mag > 0, mag, torch.ones_like(mag))
