@@ -66,7 +66,14 @@ def geometries(draw):
 @given(A=geometries(), seed=st.integers(0, 2**16))
 def test_exact_adjoint_float64_and_float32(A, seed):
     assert dot_test(A, torch.float64, seed=seed) < 1e-10
-    assert dot_test(A, torch.float32, seed=seed, batch=(2,)) < 1e-4
+    # float32: <Ax, y> - <x, A^T y> against the Cauchy-Schwarz scale ||Ax|| ||y|| (random
+    # vectors can make <Ax, y> itself small by cancellation, so a ratio to it is not a float32 bound)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn((2,) + A.in_shape, generator=g)
+    y = torch.randn((2,) + A.out_shape, generator=g)
+    Ax, ATy = A(x), A.adjoint(y)
+    lhs, rhs = float((Ax.double() * y.double()).sum()), float((x.double() * ATy.double()).sum())
+    assert abs(lhs - rhs) <= 1e-5 * float(Ax.double().norm() * y.double().norm())
 
 
 @settings(max_examples=30, deadline=None)

@@ -6,9 +6,13 @@ package may import it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
 import numbers
+import os
 import warnings
-from collections.abc import Hashable, MutableMapping, Sequence
+from collections.abc import Hashable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import torch
@@ -22,6 +26,14 @@ __all__ = [
     "compute_dtype",
     "check_device",
     "cached_cast",
+    "DEFAULT_MAX_ELEMENTS",
+    "max_elements",
+    "set_max_elements",
+    "limits",
+    "check_size",
+    "check_int",
+    "check_real",
+    "HALF_DTYPES",
 ]
 
 Shape = tuple[int, ...]
@@ -301,3 +313,166 @@ def cached_cast(cache: MutableMapping[Hashable, Any], key: Hashable, tensor: tor
     if not (torch.is_inference_mode_enabled() and out.is_inference()):
         cache[ckey] = (sig, out)
     return out
+
+
+# ---------------------------------------------------------------- size limit
+#: The default of :func:`max_elements`: 2**28 elements (2 GiB of float64).
+DEFAULT_MAX_ELEMENTS = 2**28
+_ENV_MAX = "PHYSINV_MAX_ELEMENTS"
+_LIMIT: contextvars.ContextVar[int | None] = contextvars.ContextVar("physinv_max_elements", default=None)
+_GLOBAL_LIMIT: list[int | None] = [None]
+
+#: Half-precision dtypes: operators compute them in float32 (complex64) and cast the result back.
+HALF_DTYPES = (torch.float16, torch.bfloat16, torch.complex32)
+
+
+def _limit_value(n: Any, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or int(n) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def max_elements() -> int:
+    """The largest number of elements one physinv allocation may have.
+
+    Every constructor that allocates an array whose size comes from its
+    arguments (operators, PSFs, phantoms, operators described in data files)
+    checks the size against this limit and refuses with a ``ValueError``
+    before allocating. The limit is, in order of precedence: the innermost
+    :func:`limits` context, the value given to :func:`set_max_elements`, the
+    environment variable ``PHYSINV_MAX_ELEMENTS``, and
+    :data:`DEFAULT_MAX_ELEMENTS` (2**28 elements: 2 GiB of float64).
+
+    Examples
+    --------
+    >>> with limits(max_elements=1000):
+    ...     max_elements()
+    1000
+    """
+    n = _LIMIT.get()
+    if n is not None:
+        return n
+    if _GLOBAL_LIMIT[0] is not None:
+        return _GLOBAL_LIMIT[0]
+    env = os.environ.get(_ENV_MAX)
+    if env:
+        try:
+            return _limit_value(int(env.strip()), _ENV_MAX)
+        except ValueError:
+            raise ValueError(f"environment variable {_ENV_MAX} must be a positive integer, got "
+                             f"{env!r}") from None
+    return DEFAULT_MAX_ELEMENTS
+
+
+def set_max_elements(n: int | None) -> int:
+    """Set the size limit of :func:`max_elements` for the process (``None``: back to the default).
+
+    Returns the previous limit.
+
+    Examples
+    --------
+    >>> old = set_max_elements(2**30)
+    >>> max_elements()
+    1073741824
+    >>> _ = set_max_elements(None)
+    """
+    old = max_elements()
+    _GLOBAL_LIMIT[0] = None if n is None else _limit_value(n, "n")
+    return old
+
+
+@contextlib.contextmanager
+def limits(max_elements: int) -> Iterator[None]:
+    """Context manager: the size limit of :func:`max_elements` inside a ``with`` block.
+
+    Examples
+    --------
+    >>> with limits(max_elements=100):  # doctest: +ELLIPSIS
+    ...     check_size(1000, "a demo array", "n")
+    Traceback (most recent call last):
+    ...
+    ValueError: n: a demo array of 1000 elements exceeds the size limit of 100 elements; raise it ...
+    """
+    token = _LIMIT.set(_limit_value(max_elements, "max_elements"))
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
+def check_size(n_elements: int | float, what: str, argument: str) -> int:
+    """Refuse an allocation of ``n_elements`` above :func:`max_elements`, naming ``argument``.
+
+    Parameters
+    ----------
+    n_elements : int or float
+        The number of elements asked for (floats allow estimates; infinities
+        are refused).
+    what : str
+        What would be allocated ("transfer function", "phantom").
+    argument : str
+        The argument that sets the size, named in the message.
+
+    Returns
+    -------
+    int
+        ``n_elements`` as an int.
+
+    Examples
+    --------
+    >>> check_size(64 * 64, "image", "size")
+    4096
+    """
+    limit = max_elements()
+    if not (isinstance(n_elements, numbers.Real) and math.isfinite(n_elements)) or n_elements > limit:
+        shown = f"{n_elements:.3g}" if isinstance(n_elements, float) else f"{n_elements}"
+        raise ValueError(f"{argument}: {what} of {shown} elements exceeds the size limit of {limit} "
+                         "elements; raise it with physinv.set_max_elements(n), "
+                         "physinv.limits(max_elements=n) or the environment variable "
+                         f"{_ENV_MAX}")
+    return int(n_elements)
+
+
+def check_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """An integer argument: ints and integer numpy scalars pass; bools, floats and strings are refused.
+
+    Examples
+    --------
+    >>> check_int(3, "k", minimum=1)
+    3
+    >>> check_int(2.5, "k")
+    Traceback (most recent call last):
+    ...
+    TypeError: k must be an integer, got float 2.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r:.50}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_real(value: Any, name: str, *, positive: bool = False, finite: bool = True) -> float:
+    """A real-number argument: ints, floats and real numpy scalars pass; bools and strings are refused.
+
+    Examples
+    --------
+    >>> check_real(1.5, "sigma", positive=True)
+    1.5
+    >>> check_real("1", "sigma")
+    Traceback (most recent call last):
+    ...
+    TypeError: sigma must be a real number, got str '1'
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex() \
+            and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r:.50}")
+    value = float(value)
+    if finite and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from ._validate import check_real, check_size
+
 __all__ = ["gaussian", "motion", "disk", "airy", "from_array", "from_file", "from_spec", "parse_spec",
            "ParsedSpec", "check_psf", "SPEC_KINDS", "SPEC_FILE_EXTENSIONS"]
 
@@ -51,6 +53,9 @@ def check_psf(psf: Any, image_shape: tuple[int, ...] | None = None, normalize: b
     if normalize:
         if total == 0.0:
             raise ValueError("psf sums to zero and cannot be normalised to unit sum")
+        if total < 0.0:
+            raise ValueError(f"psf sums to {total:.6g} < 0; a PSF is normalised to unit sum, which would "
+                             "flip its sign: pass -psf if that is meant")
         k = k / total
     elif bool((k == 0).all()):
         raise ValueError("psf is identically zero")
@@ -67,16 +72,17 @@ def _odd(n: float) -> int:
     return n if n % 2 == 1 else n + 1
 
 
-def _check_size(size: int | None, default: int, name: str = "size") -> int:
+def _check_size(size: int | None, default: int, name: str = "size", oversample: int = 1) -> int:
     if size is None:
-        return default
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        size, name = default, f"{name} (default from the other arguments)"
+    elif not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
         raise ValueError(f"{name} must be a positive integer, got {size!r}")
+    check_size((int(size) * oversample) ** 2, f"a {size}x{size} PSF", name)
     return int(size)
 
 
 def _positive(value: float, name: str) -> float:
-    value = float(value)
+    value = check_real(value, name, finite=False)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be finite and > 0, got {value}")
     return value
@@ -122,10 +128,9 @@ def motion(length: float, angle: float = 0.0, size: int | None = None) -> torch.
     (torch.Size([5, 5]), 5)
     """
     length = _positive(length, "length")
-    if not math.isfinite(float(angle)):
-        raise ValueError(f"angle must be finite, got {angle}")
+    angle = check_real(angle, "angle")
     size = _check_size(size, _odd(length))
-    n = max(64, int(16 * length))
+    n = max(64, check_size(int(16 * length), "a supersampled motion path", "length"))
     t = torch.linspace(-length / 2, length / 2, n, dtype=torch.float64)
     th = math.radians(float(angle))
     xs = t * math.cos(th)
@@ -156,7 +161,7 @@ def disk(radius: float, size: int | None = None) -> torch.Tensor:
     torch.Size([5, 5])
     """
     radius = _positive(radius, "radius")
-    size = _check_size(size, 2 * math.ceil(radius) + 1)
+    size = _check_size(size, 2 * math.ceil(radius) + 1, oversample=8)
     ss = 8
     r = (torch.arange(size * ss, dtype=torch.float64) + 0.5) / ss - 0.5 - size // 2
     inside = (r[:, None] ** 2 + r[None, :] ** 2) <= radius**2

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_size
+
 __all__ = [
     "SKIMAGE_IMAGES",
     "available_skimage_images",
@@ -79,6 +81,7 @@ def _check_hw(shape: Any, name: str = "shape") -> tuple[int, int]:
             or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
                        for s in shape)):
         raise ValueError(f"{name} must be an int or a pair of positive ints (H, W), got {shape!r}")
+    check_size(int(shape[0]) * int(shape[1]), f"an image of shape {tuple(int(s) for s in shape)}", name)
     return int(shape[0]), int(shape[1])
 
 
@@ -500,6 +503,7 @@ def random_patches(sources: Any, size: Any, n: int, seed: int = 0) -> np.ndarray
     (8, 16, 16)
     """
     p = Patches(sources, size, n, seed)
+    check_size(int(n) * p.size[0] * p.size[1], f"{n} patches of shape {p.size}", "n")
     return np.stack(list(p)) if n else np.zeros((0, *p.size))
 
 
@@ -669,6 +673,7 @@ def textured_phantoms(n: int, size: int, seed: int = 0) -> np.ndarray:
     for name, v in (("n", n), ("size", size)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    check_size(n * size * size, f"{n} images of {size}x{size}", "n, size")
     f64 = torch.float64
     g = torch.Generator().manual_seed(_check_seed(seed))
     fy = torch.fft.fftfreq(size, dtype=f64)[:, None]

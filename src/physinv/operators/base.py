@@ -10,6 +10,7 @@ serialisation) is derived here once.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import numbers
 import warnings
@@ -20,7 +21,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validate import Shape, as_shape, cached_cast, check_trailing, complex_dtype, real_dtype
+from .._validate import (
+    HALF_DTYPES,
+    Shape,
+    as_shape,
+    cached_cast,
+    check_int,
+    check_real,
+    check_trailing,
+    complex_dtype,
+    real_dtype,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .factorization import Factorization
@@ -145,7 +156,7 @@ class LinearOperator(nn.Module):
         """JSON-serialisable constructor arguments (override to support :meth:`to_config`)."""
         raise TypeError(f"{type(self).__name__} cannot be described as a config")
 
-    def _svd(self) -> Factorization:
+    def _svd(self, **kwargs: Any) -> Factorization:
         raise FactorizationError(
             f"{type(self).__name__} has no exact factorization; use svd(k=...) for a truncated "
             "numerical SVD, or an iterative solver (cgls, landweber) that needs only A and A^H"
@@ -173,21 +184,40 @@ class LinearOperator(nn.Module):
     def _empty(self, x: torch.Tensor, n_in: int, shape_out: Shape) -> torch.Tensor:
         # an empty batch maps to an empty batch (FFT backends refuse empty transforms)
         dtype = x.dtype if (self.is_real or x.is_complex()) else complex_dtype(x.dtype)
+        if dtype == torch.complex32 and not x.is_complex():  # as _half: complex64 for real half input
+            dtype = torch.complex64
         return x.new_zeros(x.shape[: x.dim() - n_in] + shape_out, dtype=dtype)
 
+    def _half(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        # the input policy for half precision: compute in float32 (complex64), cast back
+        if x.dtype not in HALF_DTYPES:
+            return self._split_complex(fn, x)
+        wide = torch.complex64 if x.is_complex() else torch.float32
+        out = self._split_complex(fn, x.to(wide))
+        # real results take the input's dtype; complex results of a real half input are complex64
+        back = x.dtype if (x.is_complex() or not out.is_complex()) else torch.complex64
+        return out.to(back)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the operator: ``y = A x``."""
+        """Apply the operator: ``y = A x``.
+
+        ``x`` is a floating or complex tensor with trailing dimensions
+        ``in_shape`` and any leading (batch) dimensions. float32/float64 (and
+        complex) inputs are computed in their own precision; float16 and
+        bfloat16 inputs in float32, the result cast back. An empty batch
+        gives an empty result; NaN and inf propagate as in numpy.
+        """
         self._check(x, self.in_shape, "x", type(self).__name__)
         if x.numel() == 0:
             return self._empty(x, len(self.in_shape), self.out_shape)
-        return self._split_complex(self._forward, x)
+        return self._half(self._forward, x)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """Apply the adjoint: ``x = A^H y``."""
+        """Apply the adjoint: ``x = A^H y`` (inputs as in :meth:`forward`)."""
         self._check(y, self.out_shape, "y", type(self).__name__ + ".adjoint")
         if y.numel() == 0:
             return self._empty(y, len(self.out_shape), self.in_shape)
-        return self._split_complex(self._adjoint, y)
+        return self._half(self._adjoint, y)
 
     def gram(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the normal operator ``A^H A x``."""
@@ -361,13 +391,28 @@ class LinearOperator(nn.Module):
         """
         if k is None:
             # Exact factorizations are cached (operators are immutable); moving or
-            # casting the module drops the cache.
-            f = self.__dict__.get("_exact_factorization")
+            # casting the module drops the cache. Keyword options go to the subclass hook.
+            f = self.cached_factorization()
             if f is None:
-                f = self._svd()
+                f = self._svd(**kwargs)
                 self.__dict__["_exact_factorization"] = f
             return f
-        return self._truncated_svd(int(k), **kwargs)
+        return self._truncated_svd(check_int(k, "k", minimum=1), **kwargs)
+
+    def cached_factorization(self) -> Factorization | None:
+        """The exact factorization :meth:`svd` computed and keeps, or ``None`` before the first call.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from physinv.operators import Matrix
+        >>> A = Matrix(torch.eye(2))
+        >>> A.cached_factorization() is None
+        True
+        >>> A.svd() is A.cached_factorization()
+        True
+        """
+        return self.__dict__.get("_exact_factorization")
 
     def _truncated_svd(self, k: int, **kwargs: Any) -> Factorization:
         # The one lazy import of the operators package: the numerical SVD returns dense
@@ -498,6 +543,11 @@ class LinearOperator(nn.Module):
         return f"in_shape={self.in_shape}, out_shape={self.out_shape}"
 
 
+#: Deepest nesting of composite operators (``Composition``, ``Sum``, ...) :func:`from_config` builds.
+MAX_CONFIG_DEPTH = 100
+_CONFIG_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("physinv_config_depth", default=0)
+
+
 def from_config(config: dict[str, Any]) -> LinearOperator:
     """Rebuild an operator from :meth:`LinearOperator.to_config` output.
 
@@ -513,6 +563,18 @@ def from_config(config: dict[str, Any]) -> LinearOperator:
     """
     if not isinstance(config, dict) or "type" not in config:
         raise ValueError(f"config must be a dict with a 'type' key, got {config!r:.200}")
+    depth = _CONFIG_DEPTH.get()
+    if depth >= MAX_CONFIG_DEPTH:
+        raise ValueError(f"config: operators nested deeper than MAX_CONFIG_DEPTH={MAX_CONFIG_DEPTH} "
+                         "levels; a description this deep is refused rather than recursed into")
+    token = _CONFIG_DEPTH.set(depth + 1)
+    try:
+        return _build(config)
+    finally:
+        _CONFIG_DEPTH.reset(token)
+
+
+def _build(config: dict[str, Any]) -> LinearOperator:
     kind = config["type"]
     cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -535,6 +597,11 @@ def power_iteration(A: LinearOperator, n_iter: int = 500, tol: float = 1e-7, see
     >>> round(power_iteration(Matrix(torch.diag(torch.tensor([1.0, 4.0, 2.0])))), 5)
     4.0
     """
+    n_iter = check_int(n_iter, "n_iter", minimum=1)
+    tol = check_real(tol, "tol")
+    if tol < 0:
+        raise ValueError(f"tol must be >= 0, got {tol}")
+    seed = check_int(seed, "seed", minimum=0)
     device, _ = A._probe_tensor()
     g = torch.Generator(device="cpu").manual_seed(seed)
     dtype = torch.float64 if A.is_real else torch.complex128

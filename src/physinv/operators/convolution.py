@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validate import as_shape, check_device
+from .._validate import as_shape, check_device, check_size
 from ..psf import check_psf
 from ..spectrum import fast_fft_length, fourier_multiply
 from .base import FactorizationError, LinearOperator
@@ -77,9 +77,11 @@ class Pad(LinearOperator):
             raise ValueError(f"in_shape must be (H, W), got {in_shape}")
         (t, b), (left, r) = pad
         full = (in_shape[0] + t + b, in_shape[1] + left + r)
+        check_size(full[0] * full[1], f"a padded image of shape {full}", "pad")
         out_shape = full if out_shape is None else as_shape(out_shape, "out_shape")
         if out_shape[0] < full[0] or out_shape[1] < full[1]:
             raise ValueError(f"out_shape {out_shape} is smaller than the padded shape {full}")
+        check_size(out_shape[0] * out_shape[1], f"an output of shape {out_shape}", "out_shape")
         super().__init__(in_shape, out_shape)
         self.pad = ((int(t), int(b)), (int(left), int(r)))
         self.mode = mode
@@ -171,6 +173,7 @@ class Convolution(LinearOperator):
             raise ValueError(f"in_shape must be (H, W), got {in_shape}")
         if boundary not in BOUNDARIES and boundary != "valid":
             raise ValueError(f"boundary must be one of {sorted(BOUNDARIES) + ['valid']}, got {boundary!r}")
+        check_size(in_shape[0] * in_shape[1], f"a {in_shape[0]}x{in_shape[1]} image", "in_shape")
         k = check_psf(psf, image_shape=in_shape, normalize=False).to(torch.float64)
         kh, kw = k.shape
         H, W = in_shape
@@ -195,6 +198,7 @@ class Convolution(LinearOperator):
             grid = (fast_fft_length(H + kh - 1), fast_fft_length(W + kw - 1))
             self.pad_op = Pad(in_shape, pad, BOUNDARIES[boundary], out_shape=grid)
             self._crop = (slice(kh - 1 - ch, kh - 1 - ch + H), slice(kw - 1 - cw, kw - 1 - cw + W))
+        check_size(grid[0] * grid[1], f"the {grid[0]}x{grid[1]} convolution grid", "in_shape")
         self.grid = grid
         # Transfer function: the PSF on the grid, rolled so its centre sits at index 0 (float64).
         big = torch.zeros(grid, dtype=torch.float64, device=k.device)

@@ -13,12 +13,13 @@ is an orthogonal ``N x N`` matrix, so the multi-level separable transform
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._validate import as_shape
+from .._validate import as_shape, check_size
 from .base import LinearOperator, _renamed
 
 __all__ = ["Wavelet2D", "WAVELETS", "daubechies_filter"]
@@ -62,6 +63,11 @@ def daubechies_filter(n_moments: int) -> tuple[float, ...]:
 #: Orthonormal scaling (low-pass) filters ``h`` with ``sum(h) = sqrt(2)``, ``sum(h**2) = 1``.
 WAVELETS: dict[str, tuple[float, ...]] = {"haar": daubechies_filter(1)}
 WAVELETS.update({f"db{n}": daubechies_filter(n) for n in range(1, 7)})
+
+
+def _two_adic(n: int) -> int:
+    """The largest ``J`` with ``n`` divisible by ``2**J``."""
+    return (n & -n).bit_length() - 1
 
 
 def _max_levels(n: int, length: int) -> int:
@@ -111,12 +117,18 @@ class Wavelet2D(LinearOperator):
         h = torch.tensor(WAVELETS[wavelet], dtype=torch.float64)
         L = h.numel()
         H, W = shape
+        check_size(H * W, f"a {H}x{W} image", "in_shape")
         if H % 2 or W % 2:
             raise ValueError(f"in_shape must have even sides for a wavelet transform, got {shape}")
         if levels is None:
             levels = max(1, min(_max_levels(H, L), _max_levels(W, L)))
-        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 1:
             raise ValueError(f"levels must be a positive integer, got {levels!r}")
+        levels = int(levels)
+        most = min(_two_adic(H), _two_adic(W))
+        if levels > most:
+            raise ValueError(f"levels={levels} is more than in_shape {shape} allows: at most {most} "
+                             f"(both sides must be divisible by 2**levels)")
         if H % 2**levels or W % 2**levels:
             raise ValueError(f"in_shape {shape} is not divisible by 2**levels = {2**levels}")
         super().__init__(shape, shape)

@@ -25,12 +25,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..._validate import real_dtype
+from ..._validate import check_size, real_dtype
 from ..base import DENSE_LIMIT, LinearOperator, _renamed
 from ..factorization import Factorization
 from ..matrix import Matrix
 from .cache import InvalidCacheFile, cache_path, get_system, load_npz, save_arrays
-from .geometry import Geometry, check_angles, inside_circle, pixel_mask, radon_matrix_nbytes
+from .geometry import (
+    Geometry,
+    _angle_count,
+    check_angles,
+    check_in_shape,
+    inside_circle,
+    pixel_mask,
+    radon_matrix_nbytes,
+)
 
 __all__ = ["Radon", "MAX_BYTES", "SVD_MAX_BYTES"]
 
@@ -174,6 +182,11 @@ class Radon(LinearOperator):
         limit = _check_bytes(max_bytes, "max_bytes")
         if cache_dir is not None:
             cache_path(cache_dir, "")  # type check before any work
+        h, w = check_in_shape(in_shape)
+        check_size(h * w, f"a {h}x{w} image", "in_shape")
+        count = _angle_count(angles)
+        if count is not None:
+            check_size(count, f"{count} projection angles", "angles")
         need = radon_matrix_nbytes(in_shape, angles, n_detectors, circle)  # checks the arguments
         if need > limit:
             count = angles if isinstance(angles, numbers.Integral) else check_angles(angles).size
@@ -183,7 +196,10 @@ class Radon(LinearOperator):
                 f"the system matrix would take about {_fmt_bytes(need)}, above max_bytes="
                 f"{_fmt_bytes(limit)}; use fewer angles, fewer detectors or a smaller image, or "
                 f"pass max_bytes={enough} if the memory is there")
+        # two CSR matrices of about 16 bytes per stored entry (float32 value + int32 index, twice)
+        check_size(need // 16, "the stored entries of the system matrix", "angles")
         geom = Geometry.from_args(in_shape, angles, n_detectors, circle)
+        check_size(geom.n_angles * geom.n_det, f"a {geom.n_angles}x{geom.n_det} sinogram", "n_detectors")
         super().__init__((geom.h, geom.w), (geom.n_angles, geom.n_det))
         self._geometry = geom
         self.angles = geom.angles
@@ -198,7 +214,6 @@ class Radon(LinearOperator):
         oi, oj = np.nonzero(~inside_circle(geom.h, geom.w, geom.circle))
         self.register_buffer("_outside_i", torch.from_numpy(oi), persistent=False)
         self.register_buffer("_outside_j", torch.from_numpy(oj), persistent=False)
-        self._svd_options: tuple[float, Any] = (SVD_MAX_BYTES, None)
 
     # ------------------------------------------------------------ properties
     @property
@@ -250,6 +265,10 @@ class Radon(LinearOperator):
         if self.circle:
             self._warn_outside(x)
         return y
+
+    def gram(self, x: torch.Tensor) -> torch.Tensor:
+        """``A^H A x`` without the outside-the-circle warning (solvers and ``norm()`` use it)."""
+        return self.adjoint(super().forward(x))
 
     def _warn_outside(self, x: torch.Tensor) -> None:
         if self._outside_i.numel() == 0:
@@ -329,22 +348,18 @@ class Radon(LinearOperator):
         k = min(m, r)
         return 8 * (2 * m * r + m * k + 2 * r * k + 4 * k * k)
 
-    def _cached_factorization(self) -> Factorization | None:
-        # the exact factorization that LinearOperator.svd() caches on the operator
-        return self.__dict__.get("_exact_factorization")
-
     def _has_exact_svd(self) -> bool:
         # True where svd() is quick (the dense SVD costs about m n^2 flops; 1e10 is a few
         # seconds, e.g. 32x32 with 180 angles) or already computed, so that solvers which
         # pick the spectral route on has_svd do not start a minutes-long factorization.
         # svd() itself works up to its memory budget regardless.
-        if self._cached_factorization() is not None:
+        if self.cached_factorization() is not None:
             return True
         m, n = self.shape[0], self.n_pixels
         return m * n * min(m, n) <= _QUICK_SVD_FLOPS and self._dense_svd_bytes() <= SVD_MAX_BYTES
 
     def _exact_norm(self) -> float | None:
-        f = self._cached_factorization()
+        f = self.cached_factorization()
         return None if f is None else float(f.s.max())
 
     def svd(self, k: int | None = None, *, max_bytes: float = SVD_MAX_BYTES,
@@ -396,12 +411,8 @@ class Radon(LinearOperator):
         if cache_dir is not None:
             cache_path(cache_dir, "")  # type check
         if k is None:
-            # LinearOperator.svd() caches the result of _svd(), which reads these options
-            self._svd_options = (max_bytes, cache_dir)
-            try:
-                return super().svd()
-            finally:
-                self._svd_options = (SVD_MAX_BYTES, None)
+            # LinearOperator.svd() caches the result of the hook _svd (one cache)
+            return super().svd(max_bytes=max_bytes, cache_dir=cache_dir)
         return super().svd(self._check_k(k), max_bytes=max_bytes, cache_dir=cache_dir, tol=tol,
                            seed=seed)
 
@@ -417,8 +428,8 @@ class Radon(LinearOperator):
             raise ValueError(f"{what} would need about {_fmt_bytes(need)}, above max_bytes="
                              f"{_fmt_bytes(max_bytes)}; {hint} or raise max_bytes")
 
-    def _svd(self) -> Factorization:
-        max_bytes, cache_dir = self._svd_options
+    def _svd(self, *, max_bytes: float = SVD_MAX_BYTES,
+             cache_dir: str | os.PathLike | None = None) -> Factorization:
         m, n_pix = self.shape[0], self.n_pixels
         self._refuse(self._dense_svd_bytes(), max_bytes, f"the dense SVD of this {m}x{n_pix} system",
                      "use svd(k=...)")
