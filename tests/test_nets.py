@@ -362,3 +362,30 @@ def test_nets_on_cuda_match_cpu():
     out = net(y.cuda().bfloat16())
     assert out.dtype == torch.bfloat16
     A.cpu()
+
+
+def test_physics_buffers_are_not_state_and_a_foreign_operator_is_refused():
+    from physinv.nets import PhysicsMismatchError, UnrolledLandweber
+
+    A = Convolution(psf.gaussian(1.5, 7), (16, 16))
+    B = Convolution(psf.disk(2.0), (16, 16))
+    net = SpectralFilterNet(A)
+    assert list(net.state_dict()) == ["filter"]  # s, phase, radius are rebuilt from the operator
+    assert list(SpectralFilterNet(A, parametric=True, hidden=4).state_dict()) == [
+        k for k, _ in SpectralFilterNet(A, parametric=True, hidden=4).named_parameters()]
+    assert list(UnrolledLandweber(A, 3).state_dict()) == ["steps"]
+    # an old-style state dict that still holds the physics: equal physics loads, another operator's raises
+    old = {**net.state_dict(), "s": net.s.clone(), "phase": net.phase.clone(), "radius": net.radius.clone()}
+    SpectralFilterNet(A).load_state_dict(old)
+    for strict in (True, False):
+        with pytest.raises(PhysicsMismatchError, match="'phase'|'s'"):
+            SpectralFilterNet(B).load_state_dict(old, strict=strict)
+    hyb = HybridNet(UnrolledLandweber(B, 2), DnCNN(depth=3, channels=4))
+    sd = {**hyb.state_dict(), "physics.tf": UnrolledLandweber(A, 2).tf.clone()}
+    with pytest.raises(PhysicsMismatchError, match="physics.tf"):
+        hyb.load_state_dict(sd, strict=False)
+    # the net keeps its own physics after a load of equal physics
+    y = A(_rand(2, 16, 16)).float()
+    other = SpectralFilterNet(A)
+    other.load_state_dict(old)
+    torch.testing.assert_close(other(y), net(y))

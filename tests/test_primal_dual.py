@@ -15,7 +15,7 @@ from physinv.operators import Convolution, Radon
                                                                              boundary="valid")])
 def test_untrained_output_is_the_start_and_problems_are_independent(make):
     A = make()
-    y = torch.rand(3, *A.out_shape)
+    y = torch.rand(3, *A.out_shape)  # any data; the state the network projects stays inside the disc
     assert LearnedPrimalDual(A, n_iter=2, width=4)(y).abs().max() == 0
     adj = LearnedPrimalDual(A, n_iter=2, width=4, start="adjoint")
     torch.testing.assert_close(adj(y), A.adjoint(y) / A.norm() ** 2)

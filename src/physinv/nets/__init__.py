@@ -16,6 +16,7 @@
 """
 
 from . import cnn
+from ._common import PhysicsMismatchError
 from .cnn import MLP, DataDriven, DnCNN, UNet
 from .denoiser import Denoiser, pretrained_denoiser
 from .hqs import UnrolledHQS
@@ -27,5 +28,5 @@ from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber
 __all__ = [
     "SpectralFilterNet", "ParametricFilter", "UnrolledLandweber", "UnrolledISTA", "LearnedTransform",
     "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "Denoiser", "pretrained_denoiser",
-    "UnrolledHQS", "LearnedPrimalDual",
+    "UnrolledHQS", "LearnedPrimalDual", "PhysicsMismatchError",
 ]

@@ -11,6 +11,10 @@ from .._validate import cached_cast, compute_dtype
 from ..operators import Factorization
 
 
+class PhysicsMismatchError(RuntimeError, ValueError):
+    """A state dict holds physics tensors (``s``, ``phase``, ``tf``...) of another operator than the net's."""
+
+
 class PhysicsModule(nn.Module):
     """An ``nn.Module`` that holds a fixed operator and float64 constants derived from it.
 
@@ -26,6 +30,44 @@ class PhysicsModule(nn.Module):
         super().__init__()
         self._cast_cache: dict[tuple, torch.Tensor] = {}
         self._held: dict[str, Any] = {}
+        self._physics_names: list[str] = []
+
+    def _physics(self, name: str, tensor: torch.Tensor | None) -> None:
+        """Register an operator-derived constant: a non-persistent buffer, rebuilt from the operator.
+
+        It is not part of ``state_dict()``; an old state dict that still holds
+        it is checked against this net's value on load (see
+        :meth:`_load_from_state_dict`).
+        """
+        self._physics_names.append(name)
+        if tensor is None:
+            setattr(self, name, None)
+        else:
+            self.register_buffer(name, tensor, persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):  # noqa: D401 - nn.Module hook
+        for name in getattr(self, "_physics_names", ()):
+            key = prefix + name
+            if key not in state_dict:
+                continue
+            old = state_dict.pop(key)
+            mine = getattr(self, name)
+            same = (mine is not None and isinstance(old, torch.Tensor)
+                    and tuple(old.shape) == tuple(mine.shape))
+            if same and mine.numel():
+                ref = mine.detach().to(torch.float64)
+                same = bool(torch.allclose(old.detach().to(device=ref.device, dtype=torch.float64), ref,
+                                           rtol=1e-5, atol=1e-5 * float(ref.abs().max())))
+            if not same:
+                got = "nothing" if mine is None else f"shape {tuple(mine.shape)}"
+                raise PhysicsMismatchError(
+                    f"{type(self).__name__}.load_state_dict: the state dict holds physics buffer {key!r} "
+                    f"(shape {tuple(getattr(old, 'shape', ()))}) that differs from the one this net derives "
+                    f"from its operator ({got}): the weights were trained for another operator. The physics "
+                    f"is not learned state; build the net on the operator it was trained with")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     # -- operators ----------------------------------------------------------
     def _hold(self, name: str, obj: Any) -> None:

@@ -204,15 +204,10 @@ class SpectralFilterNet(PhysicsModule):
         self._hold("spectrum", spec.F)
         self._spec = spec
         self.in_shape, self.out_shape = spec.in_shape, spec.out_shape
-        self.register_buffer("s", spec.s.clone())
-        if spec.phase is not None:
-            self.register_buffer("phase", torch.view_as_real(spec.phase).clone())
-        else:
-            self.phase = None
-        if spec.radius is not None:
-            self.register_buffer("radius", spec.radius.clone())
-        else:
-            self.radius = None
+        # physics, not learned state: non-persistent, rebuilt from the operator
+        self._physics("s", spec.s.clone())
+        self._physics("phase", None if spec.phase is None else torch.view_as_real(spec.phase).clone())
+        self._physics("radius", None if spec.radius is None else spec.radius.clone())
         if self.parametric:
             self.filter_fn = ParametricFilter(hidden=hidden).to(dtype)
             self.filter = None

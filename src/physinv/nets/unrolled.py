@@ -81,11 +81,11 @@ class _Unrolled(PhysicsModule):
         self._hold("A", A)
         self.fft_path = fft_path
         if F is not None:  # the transfer function, from the factorization's half spectrum
-            self.register_buffer("tf", torch.view_as_real(F.half_transfer.to(torch.complex128)
-                                                          .resolve_conj()).clone())
+            self._physics("tf", torch.view_as_real(F.half_transfer.to(torch.complex128)
+                                                   .resolve_conj()).clone())
             self.shape = tuple(F.grid_shape)
         else:
-            self.tf = None
+            self._physics("tf", None)
             self.shape = None
 
     @property
