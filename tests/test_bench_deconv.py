@@ -96,12 +96,15 @@ def test_registry_rejects_duplicates_and_bad_registrations():
         select_methods(["nope"])
     with pytest.raises(KeyError, match="no method named"):
         get_method("test-bad")
-    # the default selection holds every classical family, the oracles and scikit-image's three
+    # the default selection holds the fast classical families, the oracles and scikit-image's three;
+    # the slow sparse solvers (TV, FISTA: seconds per picture) are in "all" only, to keep the default short
     names = {m.name for m in select_methods()}
     assert {"tikhonov-discrepancy", "tsvd-gcv", "wiener-powerlaw", "cgls-discrepancy",
-            "landweber-discrepancy", "fista-wavelet", "tv", "richardson-lucy-discrepancy", "tikhonov-oracle",
+            "landweber-discrepancy", "richardson-lucy-discrepancy", "tikhonov-oracle",
             "wiener-mmse-oracle",
             "skimage-wiener-oracle", "skimage-unsupervised-wiener", "skimage-richardson-lucy"} <= names
+    assert {"fista-wavelet", "tv"}.isdisjoint(names)
+    assert {"fista-wavelet", "tv", "ista-wavelet"} <= {m.name for m in select_methods(["all"])}
     oracles = ("tikhonov-oracle", "wiener-mmse-oracle", "skimage-wiener-oracle")
     assert all(get_method(n).oracle for n in oracles)
 

@@ -256,3 +256,127 @@ def test_skimage_image_resizes_the_bundled_picture():
         skimage_image("lena")
     with pytest.raises(TypeError, match="name"):
         skimage_image(3)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ physinv deblur
+def _blurred_picture(dtype, colour: bool, size: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth test picture and its circular Gaussian blur, quantised to ``dtype`` (or float)."""
+    from physinv import psf as _psf
+    from physinv.operators import Convolution
+
+    u = np.linspace(0, 1, size)
+    x = 0.5 + 0.4 * np.sin(2 * np.pi * 2 * u)[:, None] * np.cos(2 * np.pi * 3 * u)[None, :]
+    x = np.stack([x, x[::-1], x[:, ::-1]], -1) if colour else x
+    A = Convolution(_psf.gaussian(1.5), (size, size))
+    t = torch.from_numpy(np.moveaxis(x, -1, 0) if colour else x)
+    y = A(t).numpy()
+    y = np.moveaxis(y, 0, -1) if colour else y
+    if dtype is None:
+        return x, y
+    top = np.iinfo(dtype).max
+    return x, np.round(np.clip(y, 0, 1) * top).astype(dtype)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".npy"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("colour", [False, True])
+def test_deblur_round_trips_format_depth_size_and_colour(tmp_path, capsys, ext, dtype, colour):
+    from physinv.cli.deblur import read_image, write_image
+
+    x, y = _blurred_picture(dtype, colour)
+    src, out = tmp_path / f"in{ext}", tmp_path / f"out{ext}"
+    write_image(src, y)
+    assert np.array_equal(read_image(src), y)  # the reader gives back exactly what was written
+    code = main(["deblur", str(src), "--psf", "gaussian:1.5", "-o", str(out), "--method", "wiener",
+                 "--boundary", "circular", "--threads", "1"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "noise sigma (estimated" in text and "method: wiener" in text and "time:" in text
+    r = read_image(out)
+    assert r.dtype == y.dtype and r.shape == y.shape
+    top = float(np.iinfo(dtype).max)
+    err_in = np.abs(y / top - x)[4:-4, 4:-4].mean()
+    err_out = np.abs(r / top - x)[4:-4, 4:-4].mean()
+    assert err_out < err_in  # it deblurred: closer to the truth than the data
+
+
+def test_deblur_default_method_and_float_npy(tmp_path, capsys):
+    x, y = _blurred_picture(None, False, size=32)
+    src, out = tmp_path / "a.npy", tmp_path / "b.npy"
+    np.save(src, y)
+    assert main(["deblur", str(src), "--psf", "gaussian:1.5", "-o", str(out), "--noise-sigma", "0.001",
+                 "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    from physinv.deblur import AUTO
+
+    assert f"method: {AUTO[0]}  boundary: " in text and "noise sigma (given" in text
+    r = np.load(out)
+    assert r.dtype == y.dtype and r.shape == y.shape
+    assert np.abs(r - x).mean() < np.abs(y - x).mean()
+
+
+def test_deblur_16bit_png_keeps_precision(tmp_path):
+    from physinv.cli.deblur import read_image, write_image
+
+    a = (np.arange(6 * 7 * 3, dtype=np.uint16).reshape(6, 7, 3) * 997) % 65535
+    write_image(tmp_path / "c.png", a.astype(np.uint16))
+    b = read_image(tmp_path / "c.png")
+    assert b.dtype == np.uint16 and np.array_equal(a, b)  # more than 256 distinct values survive
+    assert len(np.unique(b)) > 100
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--psf", "square:2"], "argument --psf: "),
+    (["--psf", "gaussian:-1"], "argument --psf: "),
+    (["--noise-sigma", "-1"], "argument --noise-sigma: "),
+    (["--noise-sigma", "nan"], "argument --noise-sigma: "),
+    (["--method", "magic"], "argument --method: "),
+    (["--boundary", "torus"], "argument --boundary: "),
+])
+def test_deblur_bad_flag_exits_2_naming_it(tmp_path, capsys, argv, fragment):
+    src = tmp_path / "a.npy"
+    np.save(src, np.zeros((16, 16)))
+    base = {"--psf": "gaussian:1", "-o": str(tmp_path / "b.npy")}
+    given = dict(zip(argv[::2], argv[1::2]))
+    args = ["deblur", str(src)] + [t for k, v in {**base, **given}.items() for t in (k, v)]
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+    assert not (tmp_path / "b.npy").exists()
+
+
+def test_deblur_bad_files_exit_2(tmp_path, capsys):
+    src = tmp_path / "a.npy"
+    np.save(src, np.zeros((16, 16)))
+    for args, fragment in ((["deblur", str(tmp_path / "none.npy"), "--psf", "gaussian:1", "-o", "x.npy"],
+                            "argument IMAGE: no such file"),
+                           (["deblur", str(src), "--psf", "gaussian:1", "-o", str(tmp_path / "x.jpg")],
+                            "argument -o/--out: unsupported format")):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 2
+        assert fragment in capsys.readouterr().err
+    # a PSF larger than the image and a format change are refused by the library: exit 2, no file
+    assert main(["deblur", str(src), "--psf", "disk:20", "-o", str(tmp_path / "y.npy")]) == 2
+    assert "larger than the image" in capsys.readouterr().err
+    assert main(["deblur", str(src), "--psf", "gaussian:1", "-o", str(tmp_path / "y.tif")]) == 2
+    assert "keeps the input's format" in capsys.readouterr().err
+    assert not (tmp_path / "y.npy").exists() and not (tmp_path / "y.tif").exists()
+
+
+def test_deblur_auto_boundary_follows_periodicity():
+    from physinv.deblur import deblur_with_info
+
+    rng = np.random.default_rng(0)
+    scene = rng.random((72, 72))
+    # a frame cut from a larger picture: opposite edges differ, so the valid model is used
+    ramp = np.linspace(0, 1, 40)[None, :] * np.ones((40, 1)) * 0.5 + 0.1 * scene[:40, :40]
+    assert deblur_with_info(ramp, "gaussian:1", 0.01).info["boundary"] == "valid"
+    # a periodic picture (one period of a sine in both directions): the circular model
+    u = np.arange(40) / 40
+    periodic = 0.5 + 0.3 * np.sin(2 * np.pi * u)[:, None] * np.cos(2 * np.pi * u)[None, :]
+    assert deblur_with_info(periodic, "gaussian:1", 0.01).info["boundary"] == "circular"
+    # an explicit boundary always wins
+    assert deblur_with_info(periodic, "gaussian:1", 0.01, boundary="valid").info["boundary"] == "valid"

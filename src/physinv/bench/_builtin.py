@@ -279,11 +279,11 @@ register("ista-wavelet", _ista, oracle=False, family="sparse",
          params={"alpha": ALPHA_WAVELET, "n_iter": N_ITER["ista"], "wavelet": list(_WAVELET)})
 register("fista-wavelet", _fista, oracle=False, family="sparse",
          label=f"FISTA, l1 on db4 wavelets (4 levels), lam = {ALPHA_WAVELET:g} sigma^2 ({_MAD}), "
-               f"{N_ITER['fista']} it", assumes="matched",
+               f"{N_ITER['fista']} it", assumes="matched", default=False,
          params={"alpha": ALPHA_WAVELET, "n_iter": N_ITER["fista"], "wavelet": list(_WAVELET)})
 register("tv", _tv, oracle=False, family="sparse",
          label=f"isotropic TV, lam = {ALPHA_TV:g} sigma^2 ({_MAD}), Chambolle-Pock, {N_ITER['tv']} it "
-               "(exact data prox on circular data, PDHG otherwise)", assumes="matched",
+               "(exact data prox on circular data, PDHG otherwise)", assumes="matched", default=False,
          params={"alpha": ALPHA_TV, "n_iter": N_ITER["tv"]})
 register("tikhonov-oracle", _tikhonov_oracle, oracle=True, family="spectral",
          label="Tikhonov, lam with the best PSNR against the truth (oracle; 41 + 21 lam; one solve timed; "

@@ -164,7 +164,7 @@ class DeconvConfig:
     boundaries: tuple[str, ...] = DATA_BOUNDARIES
     methods: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
-    size: int = 256
+    size: int = 128
     crop: int = 8
     margin: int = 32
     model: str = "reflect"

@@ -15,7 +15,8 @@ from typing import Any
 
 from ._common import DEFAULT_OUT_DIR, nonneg_int, positive_float, positive_int, prepare_out_dir
 
-__all__ = ["register", "add_deconv", "handle_deconv", "STUDIES", "DECONV_OUT"]
+__all__ = ["register", "add_deconv", "handle_deconv", "STUDIES", "DECONV_OUT", "add_learning_curve",
+           "handle_learning_curve", "add_merge", "handle_merge", "LEARNING_CURVE_OUT"]
 
 #: Default output folder of ``physinv bench deconv``.
 DECONV_OUT = os.path.join(DEFAULT_OUT_DIR, "bench-deconv")
@@ -120,7 +121,7 @@ def add_deconv(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> N
         "Exit status 1 when some cells failed.",
         epilog="Defaults: --images " + " ".join(splits.TEST_IMAGES) + "; --psf "
         + " ".join(deconv.DEFAULT_PSFS) + "; --noise " + " ".join(f"{s:g}" for s in deconv.DEFAULT_NOISES)
-        + f"; both boundaries; --size 256; --crop 8. --quick: {quick}, quick methods only.",
+        + f"; both boundaries; --size 128; --crop 8. --quick: {quick}, quick methods only.",
     )
     p.add_argument("--psf", metavar="SPEC", type=_psf_type, action="extend", nargs="+", default=None,
                    help="PSF specs (gaussian:SIGMA, motion:LENGTH,ANGLE, disk:RADIUS, airy:RADIUS, each "
@@ -137,7 +138,7 @@ def add_deconv(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> N
                    help="methods to leave out")
     p.add_argument("--boundary", metavar="B", type=_boundary_type, action="extend", nargs="+", default=None,
                    help="data boundaries: circular and/or valid (alias realistic); default both")
-    p.add_argument("--size", metavar="N", type=positive_int, default=None, help="frame side (default 256)")
+    p.add_argument("--size", metavar="N", type=positive_int, default=None, help="frame side (default 128)")
     p.add_argument("--crop", metavar="PX", type=nonneg_int, default=None,
                    help="border left out of PSNR/SSIM (default 8)")
     p.add_argument("--margin", metavar="PX", type=nonneg_int, default=None,
@@ -215,8 +216,188 @@ def handle_deconv(args: argparse.Namespace, parser: argparse.ArgumentParser | No
     return 1 if res.failed else 0
 
 
+#: Default output folder of ``physinv bench learning-curve``.
+LEARNING_CURVE_OUT = os.path.join(DEFAULT_OUT_DIR, "bench-learning-curve")
+
+
+def _int_list(text: str) -> list[int]:
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            v = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be integers, got {part!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+        out.append(v)
+    return out
+
+
+def _lc_methods(text: str) -> str:
+    from ..bench import learning_curve as lc
+
+    known = set(sum((lc.PHYSICS[p] + lc.DATA_DRIVEN[p] for p in lc.PROBLEMS), ()))
+    bad = [n for n in (p.strip() for p in text.split(",")) if n and n not in known]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {bad}; choose from {', '.join(sorted(known))}")
+    return text
+
+
+_LC_FLAGS = {"problems": "--operator", "methods": "--methods", "sizes": "--sizes", "seeds": "--seeds",
+             "steps": "--steps", "epochs": "--epochs", "budget": "--budget", "size": "--size",
+             "n_test": "--n-test", "batch": "--batch", "lr": "--lr", "classical": "--classical"}
+
+
+def add_learning_curve(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> None:
+    """Add ``physinv bench learning-curve`` to the ``bench`` group."""
+    from ..bench import learning_curve as lc
+
+    p = subparsers.add_parser(
+        "learning-curve",
+        parents=[common["out"], common["seed"], common["threads"], common["device"], common["progress"]],
+        help="test PSNR against the number of training images: physics-constrained vs data-driven nets",
+        description="Train every learned method from scratch for each training-set size N and seed, "
+        "evaluate on a fixed test set disjoint from the training sources, and compare with classical "
+        "baselines. Writes results.csv (one row per cell), results.md, results.json (provenance), "
+        "figures/ and cells/ to --out. Under torchrun each rank takes its share of the cells and "
+        "rank 0 writes the tables. Exit status 1 when some cells failed.",
+        epilog="Defaults: --operator blur; --sizes " + ",".join(map(str, lc.DEFAULT_SIZES))
+        + "; --seeds 0,1,2; --budget steps --steps 400; --size 64 (128 is the CT protocol). "
+        "--quick: both problems, " + ", ".join(f"{k}={v}" for k, v in lc.QUICK.items() if k != "problems"),
+    )
+    p.add_argument("--operator", choices=("blur", "radon", "both"), default=None,
+                   help="problem: blur (deblurring natural images), radon (sparse-view CT) or both")
+    p.add_argument("--methods", metavar="NAME", type=_lc_methods, action="extend", nargs="+", default=None,
+                   help="learned methods (comma- or space-separated); default all that apply")
+    p.add_argument("--classical", metavar="NAME", action="extend", nargs="+", default=None,
+                   help="classical baselines (default all that apply; 'none' for none)")
+    p.add_argument("--sizes", metavar="N,...", type=_int_list, action="extend", default=None,
+                   help="training-set sizes")
+    p.add_argument("--seeds", metavar="S,...", type=_int_list, action="extend", default=None, help="seeds")
+    p.add_argument("--budget", choices=("steps", "epochs"), default=None,
+                   help="training budget rule: the same number of steps for every N, or epochs x N / batch "
+                   "steps capped at --steps")
+    p.add_argument("--steps", metavar="K", type=positive_int, default=None, help="gradient steps (or cap)")
+    p.add_argument("--epochs", metavar="E", type=positive_int, default=None, help="epochs (--budget epochs)")
+    p.add_argument("--batch", metavar="B", type=positive_int, default=None, help="largest batch size")
+    p.add_argument("--lr", metavar="LR", type=positive_float, default=None, help="Adam learning rate")
+    p.add_argument("--size", metavar="PX", type=positive_int, default=None, help="image side")
+    p.add_argument("--n-test", metavar="K", type=positive_int, default=None, help="test images per problem")
+    p.add_argument("--shard", metavar="I/N", type=_shard_type, default=None,
+                   help="compute only shard I of N (1-based)")
+    p.add_argument("--quick", action="store_true", help="tiny configuration covering both problems")
+    p.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    p.add_argument("--no-figures", dest="figures", action="store_false", help="write no PNG figures")
+    p.set_defaults(out=None, handler=lambda args: handle_learning_curve(args, p))
+
+
+def learning_curve_config(args: argparse.Namespace):
+    """The :class:`physinv.bench.learning_curve.LearningCurveConfig` of parsed arguments."""
+    from ..bench.learning_curve import QUICK, LearningCurveConfig
+
+    kw: dict[str, Any] = dict(QUICK) if args.quick else {}
+    classical = _split_names(args.classical)
+    if classical is not None and classical == ["none"]:
+        classical = []
+    given = {"problems": None if args.operator is None else (("blur", "radon") if args.operator == "both"
+                                                            else (args.operator,)),
+             "methods": _split_names(args.methods), "classical": classical, "sizes": args.sizes,
+             "seeds": args.seeds, "budget": args.budget, "steps": args.steps, "epochs": args.epochs,
+             "batch": args.batch, "lr": args.lr, "size": args.size, "n_test": args.n_test}
+    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None})
+    return LearningCurveConfig(**kw, seed=args.seed, device=args.device, threads=args.threads,
+                               figures=args.figures)
+
+
+def _lc_error(parser, e: ValueError) -> None:
+    msg = str(e)
+    for field, flag in _LC_FLAGS.items():
+        if msg.startswith(f"{field}:") and parser is not None:
+            parser.error(f"argument {flag}: {msg}")
+    raise e
+
+
+def _print_lc(res) -> None:
+    print(f"Budget rule: {res.budget}")
+    print()
+    print(res.table)
+    print()
+    print("Goals")
+    for line in res.goals:
+        print(line)
+    print()
+
+
+def handle_learning_curve(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run ``physinv bench learning-curve`` from parsed arguments; print the table and the goals."""
+    from ..bench import learning_curve as lc
+
+    try:
+        config = learning_curve_config(args)
+    except ValueError as e:
+        _lc_error(parser, e)
+    if args.out is None:
+        prepare_out_dir(DEFAULT_OUT_DIR)
+        out = prepare_out_dir(LEARNING_CURVE_OUT)
+    else:
+        out = prepare_out_dir(args.out)
+    res = lc.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
+                 argv=sys.argv[1:] if sys.argv else None)
+    if res.paths:
+        _print_lc(res)
+    print(f"cells: {res.computed} computed, {res.reused} read back, {res.other_shards} in other shards, "
+          f"{res.missing} missing from the tables; {res.seconds:.1f} s")
+    for cid, msg in res.failed:
+        print(f"FAILED cell {cid}: {msg}", file=sys.stderr)
+    if res.paths:
+        print("wrote " + ", ".join(sorted(res.paths.values())))
+    return 1 if res.failed else 0
+
+
+def add_merge(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> None:
+    """Add ``physinv bench merge`` (cells of several output folders -> one set of tables)."""
+    p = subparsers.add_parser(
+        "merge", help="merge the cell files of several learning-curve output folders and write the tables",
+        description="Copy the finished learning-curve cells of every DIR (shards, SLURM array tasks) into "
+        "--out (default: the first DIR) and write results.csv, results.md, results.json and figures/ "
+        "from every cell there. Exit status 1 on conflicting cells.")
+    p.add_argument("dirs", metavar="DIR", nargs="+", help="output folders holding cells/")
+    p.add_argument("--out", metavar="DIR", default=None, help="merged folder (default: the first DIR)")
+    p.add_argument("--no-figures", dest="figures", action="store_false", help="write no PNG figures")
+    p.set_defaults(handler=lambda args: handle_merge(args, p))
+
+
+def handle_merge(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run ``physinv bench merge``."""
+    from ..bench import learning_curve as lc
+    from ..bench import provenance
+    from ..bench._cells import CellStore, merge_cells
+
+    for d in args.dirs:
+        if not os.path.isdir(os.path.join(d, "cells")):
+            if parser is not None:
+                parser.error(f"argument DIR: {d!r} has no cells/ folder")
+            raise ValueError(f"dirs: {d!r} has no cells/ folder")
+    out = prepare_out_dir(args.out or args.dirs[0])
+    rep = merge_cells(args.dirs, out, lc.STUDY)
+    records = CellStore(out, lc.STUDY).records()
+    budgets = sorted({r["config"].get("budget", "") for r in records} - {""})
+    prov = provenance.collect({"merged": list(args.dirs)}, device="cpu", threads=None, seed=0,
+                              argv=sys.argv[1:] if sys.argv else None, extra={"study": lc.STUDY})
+    res = lc.report(out, records, budget=", ".join(budgets), figures=args.figures, prov=prov)
+    _print_lc(res)
+    print(f"merged: {rep.copied} copied, {rep.identical} identical, {len(rep.conflicts)} conflicts, "
+          f"{rep.skipped} skipped; {len(records)} cells in {out}")
+    for cid in rep.conflicts:
+        print(f"CONFLICT cell {cid}: kept the copy in {out}", file=sys.stderr)
+    return 1 if rep.conflicts else 0
+
+
 #: The studies of ``physinv bench``: each adds its subcommand (to add one, append its function).
-STUDIES: tuple[Callable[[Any, dict[str, argparse.ArgumentParser]], None], ...] = (add_deconv,)
+STUDIES: tuple[Callable[[Any, dict[str, argparse.ArgumentParser]], None], ...] = (
+    add_deconv, add_learning_curve, add_merge)
 
 
 def register(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> None:
