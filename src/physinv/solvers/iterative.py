@@ -273,7 +273,7 @@ def cgls(A: LinearOperator, y: torch.Tensor, n_iter: int = 100, tol: float | Non
                 mon.stopped_at[stuck] = mon.k + 1
                 mon.active &= ~stuck
             obj = 0.5 * rn**2 + 0.5 * d2b * pnorm(x, nin) ** 2
-            mon_done = mon.step(x, rn, obj, None, normal_residual=float(nres.mean()))
+            mon_done = mon.step(x, rn, obj, None, normal_residual=float(nres.detach().mean()))
             if tol is not None:
                 newly = (nres <= tol) & mon.active
                 if bool(newly.any()):

@@ -108,6 +108,8 @@ def quadratic_data_step(A: LinearOperator, y: torch.Tensor, z: torch.Tensor, alp
     ...                     torch.zeros(2, dtype=torch.float64), 1.0, factorization=A.svd())
     tensor([0.5000, 1.5000], dtype=torch.float64)
     """
+    if getattr(A, "circle", False):  # a Radon transform that sees only the inscribed disc
+        z = z * A.circle_mask().to(z.dtype)
     r = y - A(z)
     if factorization is not None:
         return z + tikhonov(A, r, alpha, factorization=factorization, residual=False).x

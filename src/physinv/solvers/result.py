@@ -373,7 +373,7 @@ class Monitor:
         """Record iteration ``k``; return True when every problem has stopped."""
         self.k += 1
         rel = (res_norm / self.ynorm).detach()
-        self.history["residual"].append(float(rel.mean()))
+        self.history["residual"].append(float(rel.detach().mean()))
         if objective is not None:
             self.history["objective"].append(float(objective.detach().mean()))
         for key, val in extra.items():

@@ -241,7 +241,7 @@ def tikhonov(A: LinearOperator, y: torch.Tensor, lam: float | torch.Tensor | str
     info["lam"] = lam
     if spectral:
         lam_t = lam.to(device=y.device) if isinstance(lam, torch.Tensor) else lam
-        lam_min = float(lam.min()) if isinstance(lam, torch.Tensor) else lam
+        lam_min = float(lam.detach().min()) if isinstance(lam, torch.Tensor) else lam
         _check_gain(F, tikhonov_filter(lam_min), fn, f"lam={lam_min:.3g}")
         half = half_spectrum_path(F, y)
         if half is not None:  # the factorization's own filter, on the half spectrum
