@@ -43,6 +43,7 @@ import math
 import numbers
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 #: Version of the cell file layout (stored in every cell file).
-CELL_FORMAT = 1
+CELL_FORMAT = 2
 
 _ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
@@ -203,6 +204,12 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+def _record_digest(rec: Mapping[str, Any]) -> str:
+    """SHA-256 of a cell record's canonical JSON, its own ``sha256`` field left out."""
+    body = {k: v for k, v in rec.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=True).encode()).hexdigest()
+
+
 class CellStore:
     """Finished cells of one study as ``root/cells/<id>.json`` files, written atomically.
 
@@ -240,15 +247,22 @@ class CellStore:
             raise ValueError(f"cell_id must be 16 hex digits, got {cell_id!r}")
         return os.path.join(self.dir, cell_id + suffix)
 
-    def load(self, cell: Cell) -> dict[str, Any] | None:
-        """The stored record of ``cell``, or ``None`` when it is missing, unreadable or for another config."""
-        path = self.path(cell.id)
+    @staticmethod
+    def _read(path: str) -> dict[str, Any] | None:
+        """A cell record whose SHA-256 matches its content, else ``None`` (missing, unreadable, damaged)."""
         try:
             with open(path, encoding="utf-8") as fh:
                 rec = json.load(fh)
         except (OSError, ValueError):
             return None
-        if (not isinstance(rec, dict) or rec.get("study") != self.study or rec.get("id") != cell.id
+        if not isinstance(rec, dict) or rec.get("sha256") != _record_digest(rec):
+            return None
+        return rec
+
+    def load(self, cell: Cell) -> dict[str, Any] | None:
+        """The stored record of ``cell``, or ``None`` when it is missing, unreadable or for another config."""
+        rec = self._read(self.path(cell.id))
+        if (rec is None or rec.get("study") != self.study or rec.get("id") != cell.id
                 or rec.get("config") != cell.config or not isinstance(rec.get("result"), dict)):
             return None
         return rec
@@ -258,6 +272,7 @@ class CellStore:
         rec = {"format": CELL_FORMAT, "study": self.study, "id": cell.id, "config": cell.config,
                "result": json.loads(json.dumps(dict(result), allow_nan=True)),
                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        rec["sha256"] = _record_digest(rec)
         text = json.dumps(rec, indent=1, sort_keys=True, allow_nan=True)
         atomic_write(self.path(cell.id), lambda fh: fh.write(text), "w")
         return rec
@@ -274,12 +289,12 @@ class CellStore:
         """Every readable record of this study in the store (sorted by ID)."""
         out = []
         for cid in self.ids():
-            try:
-                with open(self.path(cid), encoding="utf-8") as fh:
-                    rec = json.load(fh)
-            except (OSError, ValueError):
+            rec = self._read(self.path(cid))
+            if rec is None:
+                warnings.warn(f"cell file {self.path(cid)} is unreadable or damaged (SHA-256 mismatch); "
+                              f"left out (re-run the study to recompute it)", UserWarning, stacklevel=2)
                 continue
-            if isinstance(rec, dict) and rec.get("study") == self.study and rec.get("id") == cid:
+            if rec.get("study") == self.study and rec.get("id") == cid:
                 out.append(rec)
         return out
 
