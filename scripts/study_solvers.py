@@ -10,9 +10,9 @@ the solver goals and whether they are met.
 
 Usage::
 
-    python benchmarks/bench_solvers.py            # 256 x 256, 5 images x 3 PSFs x 2 noise levels
-    python benchmarks/bench_solvers.py --quick    # 128 x 128, 2 images x 2 PSFs x 1 noise level
-    python benchmarks/bench_solvers.py --figures  # also write docs/figures/solvers_*.png
+    python scripts/study_solvers.py            # 256 x 256, 5 images x 3 PSFs x 2 noise levels
+    python scripts/study_solvers.py --quick    # 128 x 128, 2 images x 2 PSFs x 1 noise level
+    python scripts/study_solvers.py --figures  # also write docs/figures/solvers_*.png
 
 Notes on fairness
 -----------------
@@ -35,14 +35,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 import warnings
 
 import numpy as np
 import torch
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from physinv import psf as psfs  # noqa: E402
 from physinv.operators import Convolution, Wavelet2D  # noqa: E402

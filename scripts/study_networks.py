@@ -18,7 +18,7 @@ noise sigma = 0.02. Everything is measured in the same run:
    sigma 2.0 and a disk of radius 2.5 (unseen) at sigma 0.02, vs oracle-lambda
    Tikhonov and the oracle Wiener filter on the same data.
 
-Usage: ``python benchmarks/bench_nets.py [--quick]``; ``--figures`` writes the docs figures instead.
+Usage: ``python scripts/study_networks.py [--quick]``; ``--figures`` writes the docs figures instead.
 """
 
 from __future__ import annotations

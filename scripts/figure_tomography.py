@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/figure_tomography.py [--out docs/figures/tomography.png]
+    python scripts/figure_tomography.py [--out docs/figures/tomography.png]
 
 Shepp-Logan 256x256, 60 angles over 180 degrees (sparse view), Gaussian noise
 of 1% of the sinogram's maximum (seeded). FBP uses the ramp filter; the
