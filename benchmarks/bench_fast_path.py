@@ -23,30 +23,16 @@ import time
 import torch
 
 from physinv import psf
-from physinv.operators import Adjoint, Convolution, Factorization, LinearOperator
+from physinv.operators import Adjoint, Convolution
 from physinv.solvers import tikhonov
+from physinv.testing import GenericFactorized
 
 
 class UserBlur(Convolution):
     """A user's subclass of Convolution (same physics, another class)."""
 
 
-class PlainFactorized(LinearOperator):
-    """The same operator with its factorization as a plain Factorization: the generic path."""
 
-    def __init__(self, op: LinearOperator) -> None:
-        super().__init__(op.in_shape, op.out_shape)
-        self.op = op
-
-    def _forward(self, x):
-        return self.op(x)
-
-    def _adjoint(self, y):
-        return self.op.adjoint(y)
-
-    def _svd(self):
-        F = self.op.svd()
-        return Factorization(F.U, F.s, F.V, real=True)
 
 
 def time_round_robin(fns: dict, repeat: int) -> dict:
@@ -89,12 +75,12 @@ def main(argv=None) -> dict:
            "subclass of Convolution": UserBlur(k, shape)}
     fns = {name: (lambda B=B: tikhonov(B, y, lam)) for name, B in ops.items()}
     fns["2 * A (built in the call)"] = lambda: tikhonov(2.0 * A, y, lam)
-    generic = PlainFactorized(two_a)
+    generic = GenericFactorized(two_a)
     fns["generic path (plain Factorization of 2 * A)"] = lambda: tikhonov(generic, y, lam)
     with torch.no_grad():
         rows = time_round_robin(fns, a.repeat)
         # each fast path gives the generic path's numbers for the same operator
-        err = {name: float((tikhonov(B, y, lam).x - tikhonov(PlainFactorized(B), y, lam).x).abs().max())
+        err = {name: float((tikhonov(B, y, lam).x - tikhonov(GenericFactorized(B), y, lam).x).abs().max())
                for name, B in ops.items()}
     base, best = rows["A"]
     print(f"tikhonov, {a.batch}x{a.size}x{a.size} {a.dtype}, lam={lam:g}, {a.threads} torch threads, "

@@ -15,11 +15,11 @@ from physinv.nets import SpectralFilterNet, UnrolledISTA, UnrolledLandweber
 from physinv.operators import (
     Adjoint,
     Convolution,
-    Factorization,
     FourierFactorization,
     LinearOperator,
     Wavelet2D,
 )
+from physinv.testing import GenericFactorized
 
 f64 = torch.float64
 SHAPE = (12, 10)
@@ -29,22 +29,7 @@ class UserBlur(Convolution):
     """A user's subclass of Convolution: same physics, another class."""
 
 
-class PlainFactorized(LinearOperator):
-    """The same operator, its exact factorization given as a plain Factorization: the generic path."""
 
-    def __init__(self, op: LinearOperator) -> None:
-        super().__init__(op.in_shape, op.out_shape)
-        self.op = op
-
-    def _forward(self, x):
-        return self.op(x)
-
-    def _adjoint(self, y):
-        return self.op.adjoint(y)
-
-    def _svd(self):
-        F = self.op.svd()
-        return Factorization(F.U, F.s, F.V, real=True)
 
 
 def _psf() -> torch.Tensor:
@@ -97,7 +82,7 @@ def test_the_probe_catches_the_generic_path():
     B = _operators()["2*A"]
     y = _data(B)
     with pytest.raises(AssertionError, match="full-spectrum"), half_spectrum_only():
-        solvers.tikhonov(PlainFactorized(B), y, 0.01)
+        solvers.tikhonov(GenericFactorized(B), y, 0.01)
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -114,7 +99,7 @@ def test_tikhonov_takes_the_two_fft_path(name):
     with half_spectrum_only() as calls:
         fast = solvers.tikhonov(B, y, lam)
     assert calls["rfft2"] == 1  # one forward FFT of y; the residual comes by Parseval
-    slow = solvers.tikhonov(PlainFactorized(B), y, lam)
+    slow = solvers.tikhonov(GenericFactorized(B), y, lam)
     torch.testing.assert_close(fast.x, slow.x, rtol=1e-12, atol=1e-13)
     assert fast.history["residual"][0] == pytest.approx(slow.history["residual"][0], rel=1e-10)
     # a given FourierFactorization takes the same path, and it is the factorization's own filter
@@ -131,7 +116,7 @@ def test_wiener_takes_the_two_fft_path(name):
         fast = solvers.wiener(B, y, 0.02, signal_psd=P)
         flat = solvers.wiener(B, y, 0.02, "flat").x
         power = solvers.wiener(B, y, 0.02, "power-law").x
-    slow = solvers.wiener(PlainFactorized(B), y, 0.02, signal_psd=P)
+    slow = solvers.wiener(GenericFactorized(B), y, 0.02, signal_psd=P)
     torch.testing.assert_close(fast.x, slow.x, rtol=1e-12, atol=1e-13)
     assert fast.history["residual"][0] == pytest.approx(slow.history["residual"][0], rel=1e-10)
     assert bool(torch.isfinite(flat).all()) and bool(torch.isfinite(power).all())
@@ -154,7 +139,7 @@ def test_choose_lambda_takes_the_half_spectrum_path(name):
         disc = solvers.choose_lambda(B, y, "discrepancy", noise_sigma=0.02)
         lc = solvers.choose_lambda(B, y, "lcurve")
         via = solvers.tikhonov(B, y, "gcv")
-    G = PlainFactorized(B)
+    G = GenericFactorized(B)
     gcv_ref, curve_ref = solvers.choose_lambda(G, y, "gcv", return_curve=True)
     torch.testing.assert_close(gcv, gcv_ref, rtol=1e-8, atol=0)
     # the curve where it is well defined: as lam -> 0 both the residual and m - trace go to 0
@@ -173,7 +158,7 @@ def test_tv_split_takes_the_half_spectrum_path(name):
     y = _data(B, batch=(), noise=0.02)
     with half_spectrum_only():
         fast = solvers.tv(B, y, 0.01, n_iter=30, method="split")
-    slow = solvers.tv(PlainFactorized(B), y, 0.01, n_iter=30, method="split")
+    slow = solvers.tv(GenericFactorized(B), y, 0.01, n_iter=30, method="split")
     torch.testing.assert_close(fast.x, slow.x, rtol=1e-10, atol=1e-11)
 
 
@@ -182,7 +167,7 @@ def test_tsvd_counts_the_kept_values_on_the_half_spectrum():
         B = 2.0 * Convolution(_psf(), shape)
         y = _data(B)
         r = solvers.tsvd(B, y, rcond=0.05)
-        ref = solvers.tsvd(PlainFactorized(B), y, rcond=0.05)
+        ref = solvers.tsvd(GenericFactorized(B), y, rcond=0.05)
         assert r.info["k"] == ref.info["k"] == int((B.svd().s > 0.05 * B.svd().s.max()).sum())
         torch.testing.assert_close(r.x, ref.x, rtol=1e-12, atol=1e-13)
 
@@ -198,7 +183,7 @@ def test_spectral_net_takes_the_half_spectrum_path(name):
         net.fft_path = path
         with half_spectrum_only():
             out = net(y)
-        torch.testing.assert_close(out, solvers.tikhonov(PlainFactorized(B), y, 0.05).x, rtol=1e-12,
+        torch.testing.assert_close(out, solvers.tikhonov(GenericFactorized(B), y, 0.05).x, rtol=1e-12,
                                    atol=1e-13)
 
 
@@ -207,7 +192,7 @@ def test_unrolled_fourier_paths_for_any_fourier_factorization(name):
     B = _operators()[name]
     y = _data(B)
     ref = solvers.landweber(B, y, 4).x
-    generic = UnrolledLandweber(PlainFactorized(B), 4, dtype=f64)  # layer by layer through A
+    generic = UnrolledLandweber(GenericFactorized(B), 4, dtype=f64)  # layer by layer through A
     torch.testing.assert_close(generic(y), ref)
     for path in ("custom", "autograd", "fused"):
         net = UnrolledLandweber(B, 4, dtype=f64, fft_path=path)
@@ -229,7 +214,7 @@ def test_unrolled_fourier_paths_for_any_fourier_factorization(name):
 
 
 def test_fourier_options_need_a_fourier_factorization():
-    G = PlainFactorized(_operators()["A"])
+    G = GenericFactorized(_operators()["A"])
     for kw in ({"fft_path": "fused"}, {"fft_path": "autograd"}, {"precondition": True}):
         with pytest.raises(ValueError, match="FourierFactorization"):
             UnrolledLandweber(G, 3, **kw)

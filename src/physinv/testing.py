@@ -20,6 +20,7 @@ from .operators import (
     FFT2,
     Convolution,
     Diagonal,
+    Factorization,
     Gradient,
     Identity,
     Matrix,
@@ -29,7 +30,40 @@ from .operators import (
 )
 from .operators.base import LinearOperator
 
-__all__ = ["dot_test", "check_operator", "random_like_op", "OPERATOR_CASES"]
+__all__ = ["dot_test", "check_operator", "random_like_op", "OPERATOR_CASES", "GenericFactorized"]
+
+
+class GenericFactorized(LinearOperator):
+    """``op`` with its exact factorization handed over as a plain :class:`Factorization`.
+
+    Same forward, adjoint and ``svd()`` values as ``op``, but the factorization
+    is a generic one (explicit ``U``, ``s``, ``V``), so solvers and networks take
+    their generic path: the reference against which a fast path (for example
+    the two-FFT path of a circular convolution) is checked and timed.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from physinv import psf
+    >>> from physinv.operators import Convolution, FourierFactorization
+    >>> A = Convolution(psf.gaussian(1.0), (8, 8))
+    >>> isinstance(GenericFactorized(A).svd(), FourierFactorization)
+    False
+    """
+
+    def __init__(self, op: LinearOperator) -> None:
+        super().__init__(op.in_shape, op.out_shape)
+        self.op = op
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.op.adjoint(y)
+
+    def _svd(self) -> Factorization:
+        F = self.op.svd()
+        return Factorization(F.U, F.s, F.V, real=True)
 
 
 def random_like_op(shape: tuple[int, ...], dtype: torch.dtype, generator: torch.Generator,
