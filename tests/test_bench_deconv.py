@@ -101,7 +101,7 @@ def test_registry_rejects_duplicates_and_bad_registrations():
     names = {m.name for m in select_methods()}
     assert {"tikhonov-discrepancy", "tsvd-gcv", "wiener-powerlaw", "cgls-discrepancy",
             "landweber-discrepancy", "richardson-lucy-discrepancy", "tikhonov-oracle",
-            "wiener-mmse-oracle",
+            "wiener-mmse-oracle", "pnp-hqs",
             "skimage-wiener-oracle", "skimage-unsupervised-wiener", "skimage-richardson-lucy"} <= names
     assert {"fista-wavelet", "tv"}.isdisjoint(names)
     assert {"fista-wavelet", "tv", "ista-wavelet"} <= {m.name for m in select_methods(["all"])}

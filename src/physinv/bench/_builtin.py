@@ -191,6 +191,20 @@ def _fista(p: Problem):
     return r.x, {"sigma_hat": sigma, "lam": lam}
 
 
+#: Iterations of plug-and-play HQS (DPIR's schedule from 49/255 down to the estimated sigma).
+PNP_ITER = 8
+
+
+def _pnp(p: Problem):
+    from ..nets import pretrained_denoiser
+    from ..solvers import pnp
+
+    sigma = max(mad_noise_sigma(p.y), 1e-4)
+    A = p.operator()
+    r = _quiet(pnp, A, p.y, pretrained_denoiser(device=p.device), sigma, n_iter=PNP_ITER)
+    return r.x, {"sigma_hat": sigma, "exact_data_step": bool(r.info["exact_data_step"])}
+
+
 def _tv(p: Problem):
     sigma = mad_noise_sigma(p.y)
     lam = ALPHA_TV * sigma**2
@@ -285,6 +299,10 @@ register("tv", _tv, oracle=False, family="sparse",
          label=f"isotropic TV, lam = {ALPHA_TV:g} sigma^2 ({_MAD}), Chambolle-Pock, {N_ITER['tv']} it "
                "(exact data prox on circular data, PDHG otherwise)", assumes="matched", default=False,
          params={"alpha": ALPHA_TV, "n_iter": N_ITER["tv"]})
+register("pnp-hqs", _pnp, oracle=False, family="learned-prior",
+         label=f"plug-and-play HQS with physinv's shipped denoiser (no training for the blur), "
+               f"{PNP_ITER} it, DPIR schedule, sigma {_MAD}", assumes="matched",
+         params={"n_iter": PNP_ITER, "denoiser": "weights/denoiser_v1.pt"})
 register("tikhonov-oracle", _tikhonov_oracle, oracle=True, family="spectral",
          label="Tikhonov, lam with the best PSNR against the truth (oracle; 41 + 21 lam; one solve timed; "
                "circular model)", assumes="circular", quick=True)
