@@ -389,3 +389,14 @@ def test_physics_buffers_are_not_state_and_a_foreign_operator_is_refused():
     other = SpectralFilterNet(A)
     other.load_state_dict(old)
     torch.testing.assert_close(other(y), net(y))
+
+
+def test_unrolled_steps_above_the_convergence_bound_are_refused_like_the_solver():
+    A = Convolution(psf.gaussian(1.0), (16, 16))
+    with pytest.raises(ValueError, match=r"UnrolledLandweber: step 1e\+300 exceeds the convergence bound"):
+        UnrolledLandweber(A, 3, step=1e300)
+    with pytest.raises(ValueError, match="exceeds the convergence bound"):
+        solvers.landweber(A, A(_rand(16, 16)), 3, step=1e300)
+    with pytest.raises(ValueError, match="UnrolledISTA: step"):
+        UnrolledISTA(A, 2, step=3.0 / A.norm() ** 2)
+    assert torch.isfinite(UnrolledLandweber(A, 3, step=1.9 / A.norm() ** 2)(A(_rand(16, 16)))).all()

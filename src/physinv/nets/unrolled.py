@@ -22,7 +22,7 @@ from torch import nn
 from .._validate import check_trailing, compute_dtype
 from ..operators import LinearOperator
 from ..solvers import ista_step, landweber_step, soft_threshold
-from ..solvers.result import half_spectrum_path, require_operator
+from ..solvers.result import half_spectrum_path, make_steps, require_operator
 from ..spectrum import abs2, filter_half_spectrum, hermitian_symmetrize, plain_filter_half_spectrum
 from ._common import PhysicsModule
 
@@ -33,7 +33,9 @@ _NEEDS_FOURIER = ("an operator whose exact factorization is a FourierFactorizati
                   "Convolution, a real multiple of one, its adjoint)")
 
 
-def _steps(step: Any, n_layers: int, A: LinearOperator, name: str = "step") -> torch.Tensor:
+def _steps(step: Any, n_layers: int, A: LinearOperator, name: str = "step", bound: bool = True,
+           owner: str = "unrolled network") -> torch.Tensor:
+    """Initial per-layer steps; explicit ones are checked against the solvers' bound ``2 / ||A||^2``."""
     if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers < 1:
         raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
     if step is None:
@@ -50,6 +52,11 @@ def _steps(step: Any, n_layers: int, A: LinearOperator, name: str = "step") -> t
         t = torch.full((n_layers,), float(step), dtype=torch.float64)
     if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
         raise ValueError(f"{name} must be finite and > 0, got {t.tolist()}")
+    if bound:  # the rule of solvers.landweber: a larger step makes the iteration diverge
+        try:
+            make_steps(t.tolist(), n_layers, A.norm(), owner, "error")
+        except ValueError as e:
+            raise ValueError(str(e).split("; pass check_step")[0]) from None
     return t
 
 
@@ -157,7 +164,8 @@ class UnrolledLandweber(_Unrolled):
                  dtype: torch.dtype = torch.float32, fft_path: str = "custom") -> None:
         super().__init__(A, fft_path)
         self.n_layers = n_layers
-        self.steps = nn.Parameter(_steps(step, n_layers, A).to(dtype))
+        steps = _steps(step, n_layers, A, bound=not precondition, owner="UnrolledLandweber")
+        self.steps = nn.Parameter(steps.to(dtype))
         if precondition:
             if self.tf is None:
                 raise ValueError(f"precondition=True needs {_NEEDS_FOURIER} (a Fourier-diagonal A^H A), "
@@ -304,7 +312,7 @@ class UnrolledISTA(_Unrolled):
             raise ValueError(f"lam must be finite and >= 0, got {lam}")
         self.n_layers = n_layers
         self.lam = lam
-        t = _steps(step, n_layers, A)
+        t = _steps(step, n_layers, A, owner="UnrolledISTA")
         self.steps = nn.Parameter(t.to(dtype))
         self.thresholds = nn.Parameter((lam * t).to(dtype))
         self.learned = None
