@@ -400,3 +400,13 @@ def test_unrolled_steps_above_the_convergence_bound_are_refused_like_the_solver(
     with pytest.raises(ValueError, match="UnrolledISTA: step"):
         UnrolledISTA(A, 2, step=3.0 / A.norm() ** 2)
     assert torch.isfinite(UnrolledLandweber(A, 3, step=1.9 / A.norm() ** 2)(A(_rand(16, 16)))).all()
+
+
+def test_strings_and_bools_where_numbers_are_expected_are_refused():
+    A = Convolution(psf.gaussian(1.0), (16, 16))
+    with pytest.raises(TypeError, match="lam must be a real number, got str"):
+        SpectralFilterNet(A, lam="1")
+    with pytest.raises(TypeError, match="lam must be a real number"):
+        UnrolledISTA(A, 2, lam=True)
+    with pytest.raises(TypeError, match="hidden must be an integer"):
+        SpectralFilterNet(A, parametric=True, hidden=True)

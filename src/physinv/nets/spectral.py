@@ -10,13 +10,12 @@ per rfft half-spectrum index (the output stays real).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._validate import check_trailing, complex_dtype, compute_dtype
+from .._validate import check_int, check_real, check_trailing, complex_dtype, compute_dtype
 from ..operators import FactorizationError, LinearOperator
 from ..operators.factorization import Factorization
 from ..solvers.result import half_spectrum_path, require_operator
@@ -114,8 +113,7 @@ class ParametricFilter(nn.Module):
 
     def __init__(self, hidden: int = 32, use_frequency: bool = True, s_floor: float = 1e-6) -> None:
         super().__init__()
-        if not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"hidden must be a positive int, got {hidden!r}")
+        hidden = check_int(hidden, "hidden", minimum=1)
         self.use_frequency = bool(use_frequency)
         self.s_floor = float(s_floor)
         self.n_features = 3
@@ -190,8 +188,8 @@ class SpectralFilterNet(PhysicsModule):
     def __init__(self, A: LinearOperator | Factorization, lam: float = 1e-2, parametric: bool = False,
                  hidden: int = 32, dtype: torch.dtype = torch.float32, fft_path: str = "custom") -> None:
         super().__init__()
-        lam = float(lam)
-        if not math.isfinite(lam) or lam < 0:
+        lam = check_real(lam, "lam")
+        if lam < 0:
             raise ValueError(f"lam must be finite and >= 0, got {lam}")
         if fft_path not in ("custom", "autograd"):
             raise ValueError(f"fft_path must be 'custom' or 'autograd', got {fft_path!r}")

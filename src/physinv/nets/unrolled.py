@@ -12,14 +12,13 @@ is a :class:`~physinv.operators.FourierFactorization`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._validate import check_trailing, compute_dtype
+from .._validate import check_real, check_trailing, compute_dtype
 from ..operators import LinearOperator
 from ..solvers import ista_step, landweber_step, soft_threshold
 from ..solvers.result import half_spectrum_path, make_steps, require_operator
@@ -307,8 +306,8 @@ class UnrolledISTA(_Unrolled):
         if fft_path == "fused":
             raise ValueError("fft_path='fused' is only available for UnrolledLandweber")
         super().__init__(A, fft_path)
-        lam = float(lam)
-        if not math.isfinite(lam) or lam < 0:
+        lam = check_real(lam, "lam")
+        if lam < 0:
             raise ValueError(f"lam must be finite and >= 0, got {lam}")
         self.n_layers = n_layers
         self.lam = lam
