@@ -138,6 +138,8 @@ CANDIDATES = {
     "tv-reflect": (_lib("tv", "reflect"), "(c) TV lam = 8 sigma^2, reflect model"),
     "tv-valid": (_lib("tv", "valid"), "(c) TV lam = 8 sigma^2, valid model, 200 it"),
     "rl-reflect": (_lib("richardson_lucy", "reflect"), "(c) Richardson-Lucy, discrepancy stop, reflect"),
+    "pnp-circular": (_lib("pnp", "circular"), "(e) plug-and-play HQS, shipped denoiser, circular model"),
+    "pnp-valid": (_lib("pnp", "valid"), "(e) plug-and-play HQS, shipped denoiser, valid model"),
     # (d) combinations
     "tv-valid-warm100": (_tv_valid_warm, "(d) TV valid, warm start from wiener-valid, 100 it"),
 }
@@ -145,6 +147,7 @@ CANDIDATES = {
 RULES = {
     "rule-wiener": ("wiener-circular", "wiener-valid"),
     "rule-tv": ("tv-circular", "tv-valid"),
+    "rule-pnp": ("pnp-circular", "pnp-valid"),
 }
 
 
