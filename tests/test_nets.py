@@ -410,3 +410,12 @@ def test_strings_and_bools_where_numbers_are_expected_are_refused():
         UnrolledISTA(A, 2, lam=True)
     with pytest.raises(TypeError, match="hidden must be an integer"):
         SpectralFilterNet(A, parametric=True, hidden=True)
+
+
+def test_non_finite_measurements_are_refused_like_the_solvers_do():
+    A = Convolution(psf.gaussian(1.0), (16, 16))
+    y = A(_rand(2, 16, 16)).float()
+    y[1, 3, 4] = float("nan")
+    for net in (SpectralFilterNet(A), UnrolledLandweber(A, 2), UnrolledISTA(A, 2)):
+        with pytest.raises(ValueError, match="y contains non-finite values"):
+            net(y.to(next(net.parameters()).dtype))

@@ -107,6 +107,15 @@ class PhysicsModule(nn.Module):
                              f"{dev}; move one of them with .to(device)")
 
 
+def check_finite(t: torch.Tensor, name: str, owner: str) -> None:
+    """Refuse NaN or inf input, as the solvers do (one reduction when everything is finite)."""
+    if t.device.type == "meta" or not t.numel():  # nothing to look at (the device check reports meta)
+        return
+    if not bool(torch.isfinite(t.detach().sum())):
+        if not bool(torch.isfinite(t.detach()).all()):
+            raise ValueError(f"{owner}: {name} contains non-finite values (nan or inf)")
+
+
 def _move(obj: Any, device: torch.device) -> None:
     """Move an operator or a factorization (device only, dtype untouched)."""
     if isinstance(obj, nn.Module):

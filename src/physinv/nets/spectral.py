@@ -20,7 +20,7 @@ from ..operators import FactorizationError, LinearOperator
 from ..operators.factorization import Factorization
 from ..solvers.result import half_spectrum_path, require_operator
 from ..spectrum import filter_half_spectrum, plain_filter_half_spectrum
-from ._common import PhysicsModule
+from ._common import PhysicsModule, check_finite
 
 __all__ = ["SpectralFilterNet", "ParametricFilter"]
 
@@ -284,6 +284,7 @@ class SpectralFilterNet(PhysicsModule):
             raise ValueError("A= is only supported for parametric=True networks")
         spec = self._spec if A is None else self._spectrum_of(A)
         check_trailing(y, spec.out_shape, "y", type(self).__name__, real=True)
+        check_finite(y, "y", type(self).__name__)
         self._check_device(y)
         rd = compute_dtype(y)
         if self.parametric:

@@ -23,7 +23,7 @@ from ..operators import LinearOperator
 from ..solvers import ista_step, landweber_step, soft_threshold
 from ..solvers.result import half_spectrum_path, make_steps, require_operator
 from ..spectrum import abs2, filter_half_spectrum, hermitian_symmetrize, plain_filter_half_spectrum
-from ._common import PhysicsModule
+from ._common import PhysicsModule, check_finite
 
 __all__ = ["UnrolledLandweber", "UnrolledISTA", "LearnedTransform"]
 
@@ -101,6 +101,7 @@ class _Unrolled(PhysicsModule):
 
     def _check_input(self, y: torch.Tensor, x0: torch.Tensor | None) -> None:
         check_trailing(y, self.A.out_shape, "y", type(self).__name__, real=True)
+        check_finite(y, "y", type(self).__name__)
         self._check_device(y)
         dev = next(iter(self.A.buffers()), None)
         if dev is not None and dev.device != y.device:
