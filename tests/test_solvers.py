@@ -35,14 +35,6 @@ from physinv.solvers import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Many tiny FFTs: one thread avoids OpenMP spin-waiting on the shared 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)

@@ -104,6 +104,27 @@ def _flag_of(message: str) -> str | None:
     return None
 
 
+def _study_parents(common: dict[str, argparse.ArgumentParser]) -> list[argparse.ArgumentParser]:
+    """The shared flags of every study: --out, --seed, --threads, --device, --progress."""
+    return [common[k] for k in ("out", "seed", "threads", "device", "progress")]
+
+
+def _add_cell_flags(p: argparse.ArgumentParser, shard_note: str = "") -> None:
+    """--shard, --force and --no-figures: the flags of a study made of stored cells."""
+    p.add_argument("--shard", metavar="I/N", type=_shard_type, default=None,
+                   help=f"compute only shard I of N (1-based){shard_note}")
+    p.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    p.add_argument("--no-figures", dest="figures", action="store_false", help="write no PNG figures")
+
+
+def _study_out(args: argparse.Namespace, default: str) -> str:
+    """The study's output folder: --out, or ``default`` under physinv's default output folder."""
+    if args.out is None:
+        prepare_out_dir(DEFAULT_OUT_DIR)
+        return prepare_out_dir(default)
+    return prepare_out_dir(args.out)
+
+
 def add_deconv(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> None:
     """Add ``physinv bench deconv`` to the ``bench`` group."""
     from ..bench import deconv, splits
@@ -112,7 +133,7 @@ def add_deconv(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> N
                       for k, v in deconv.QUICK.items())
     p = subparsers.add_parser(
         "deconv",
-        parents=[common["out"], common["seed"], common["threads"], common["device"], common["progress"]],
+        parents=_study_parents(common),
         help="which deblurring method wins: every registered method on built-in test pictures",
         description="Run every registered deconvolution method on the same data: test pictures x PSFs x "
         "noise levels x boundaries (circular, and realistic 'valid' data cut from a larger scene). "
@@ -148,13 +169,10 @@ def add_deconv(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> N
                    "(default reflect)")
     p.add_argument("--n-train", metavar="N", type=positive_int, default=None,
                    help="training images for learned methods (default 16)")
-    p.add_argument("--shard", metavar="I/N", type=_shard_type, default=None,
-                   help="compute only shard I of N (1-based); the tables cover every finished cell in --out")
     p.add_argument("--quick", action="store_true",
                    help="tiny configuration for CI: 2 small pictures, 2 PSFs, 1 noise level, both "
                    "boundaries, fast methods only")
-    p.add_argument("--force", action="store_true", help="recompute cells that are already stored")
-    p.add_argument("--no-figures", dest="figures", action="store_false", help="write no PNG figures")
+    _add_cell_flags(p, "; the tables cover every finished cell in --out")
     p.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")
     p.set_defaults(out=None, handler=lambda args: handle_deconv(args, p))
 
@@ -187,11 +205,7 @@ def handle_deconv(args: argparse.Namespace, parser: argparse.ArgumentParser | No
         if parser is not None and flag is not None:
             parser.error(f"argument {flag}: {e}")
         raise
-    if args.out is None:
-        prepare_out_dir(DEFAULT_OUT_DIR)
-        out = prepare_out_dir(DECONV_OUT)
-    else:
-        out = prepare_out_dir(args.out)
+    out = _study_out(args, DECONV_OUT)
     try:
         res = deconv.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
                          argv=sys.argv[1:] if sys.argv else None)
@@ -256,7 +270,7 @@ def add_learning_curve(subparsers: Any, common: dict[str, argparse.ArgumentParse
 
     p = subparsers.add_parser(
         "learning-curve",
-        parents=[common["out"], common["seed"], common["threads"], common["device"], common["progress"]],
+        parents=_study_parents(common),
         help="test PSNR against the number of training images: physics-constrained vs data-driven nets",
         description="Train every learned method from scratch for each training-set size N and seed, "
         "evaluate on a fixed test set disjoint from the training sources, and compare with classical "
@@ -285,11 +299,8 @@ def add_learning_curve(subparsers: Any, common: dict[str, argparse.ArgumentParse
     p.add_argument("--lr", metavar="LR", type=positive_float, default=None, help="Adam learning rate")
     p.add_argument("--size", metavar="PX", type=positive_int, default=None, help="image side")
     p.add_argument("--n-test", metavar="K", type=positive_int, default=None, help="test images per problem")
-    p.add_argument("--shard", metavar="I/N", type=_shard_type, default=None,
-                   help="compute only shard I of N (1-based)")
     p.add_argument("--quick", action="store_true", help="tiny configuration covering both problems")
-    p.add_argument("--force", action="store_true", help="recompute cells that are already stored")
-    p.add_argument("--no-figures", dest="figures", action="store_false", help="write no PNG figures")
+    _add_cell_flags(p)
     p.set_defaults(out=None, handler=lambda args: handle_learning_curve(args, p))
 
 
@@ -338,11 +349,7 @@ def handle_learning_curve(args: argparse.Namespace, parser: argparse.ArgumentPar
         config = learning_curve_config(args)
     except ValueError as e:
         _lc_error(parser, e)
-    if args.out is None:
-        prepare_out_dir(DEFAULT_OUT_DIR)
-        out = prepare_out_dir(LEARNING_CURVE_OUT)
-    else:
-        out = prepare_out_dir(args.out)
+    out = _study_out(args, LEARNING_CURVE_OUT)
     res = lc.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
                  argv=sys.argv[1:] if sys.argv else None)
     if res.paths:
