@@ -117,12 +117,8 @@ class LearnedPrimalDual(PhysicsModule):
         else:
             f = g.new_zeros(b, self.n_primal, *A.in_shape)
         h = g.new_zeros(b, self.n_dual, *A.out_shape)
-        # A Radon transform with circle=True sees only the inscribed disc: project the primal state
-        # restricted to it (the same projection, without the warning about ignored content).
-        mask = A.circle_mask().to(g.dtype) if getattr(A, "circle", False) else None
         seen = 1 if self.n_primal > 1 else 0  # the dual update sees A of the second primal channel
         for k in range(self.n_iter):
-            fk = f[:, seen:seen + 1] if mask is None else f[:, seen:seen + 1] * mask
-            h = h + self.dual[k](torch.cat([h, A(fk), g[:, None]], 1))
+            h = h + self.dual[k](torch.cat([h, A(f[:, seen:seen + 1]), g[:, None]], 1))
             f = f + self.primal[k](torch.cat([f, A.adjoint(h[:, :1])], 1))
         return f[:, 0].reshape(*lead, *A.in_shape)

@@ -21,13 +21,13 @@ sigma_k^2``, so early iterations trust the prior and late ones the data.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from .._validate import check_real
 from ..operators import Factorization, LinearOperator
 from .result import SolverResult, check_data, check_n_iter, pnorm, require_operator
 from .spectral import tikhonov
@@ -41,9 +41,7 @@ LAM = 0.23
 
 
 def _positive(v: Any, name: str, fn: str, allow_zero: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {type(v).__name__}")
-    v = float(v)
+    v = check_real(v, f"{fn}: {name}", finite=False)
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{fn}: {name} must be finite and {'>=' if allow_zero else '>'} 0, got {v!r}")
     return v
@@ -108,8 +106,6 @@ def quadratic_data_step(A: LinearOperator, y: torch.Tensor, z: torch.Tensor, alp
     ...                     torch.zeros(2, dtype=torch.float64), 1.0, factorization=A.svd())
     tensor([0.5000, 1.5000], dtype=torch.float64)
     """
-    if getattr(A, "circle", False):  # a Radon transform that sees only the inscribed disc
-        z = z * A.circle_mask().to(z.dtype)
     r = y - A(z)
     if factorization is not None:
         return z + tikhonov(A, r, alpha, factorization=factorization, residual=False).x

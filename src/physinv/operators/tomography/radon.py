@@ -57,6 +57,18 @@ _INTERNAL = (os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
              os.path.dirname(os.path.abspath(torch.__file__)) + os.sep)
 
 
+#: Frames that only pass a call on (torch's module machinery, physinv's composite operators).
+_TRANSPARENT = (_INTERNAL[1], os.path.join(_INTERNAL[0], "operators") + os.sep)
+
+
+def _called_by_physinv() -> bool:
+    """True when the call comes from physinv's own methods (a solver, a network), not from the user."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_TRANSPARENT):
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(_INTERNAL[0])
+
+
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` (for the function calling this) of the first frame outside physinv and torch."""
     frame, level = sys._getframe(1), 1
@@ -260,9 +272,11 @@ class Radon(LinearOperator):
         return Y.reshape(lead + out_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Project: ``y = A x``; warns if ``circle=True`` and ``x`` has content outside the disc."""
+        """Project: ``y = A x``; warns if ``circle=True`` and a user's ``x`` has content outside the disc."""
         y = super().forward(x)
-        if self.circle:
+        # The warning is for data users project; physinv's solvers and networks project their own
+        # iterates, whose content outside the disc is undetermined and rightly ignored.
+        if self.circle and not _called_by_physinv():
             self._warn_outside(x)
         return y
 
