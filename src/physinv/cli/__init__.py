@@ -28,7 +28,7 @@ from . import _common
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
 #: Modules of :mod:`physinv.cli` that each define a command (``register(subparsers, common)``).
-COMMAND_MODULES: tuple[str, ...] = ("demo", "deblur", "bench")
+COMMAND_MODULES: tuple[str, ...] = ("demo", "deblur", "bench", "study", "ir")
 
 
 def _command_modules() -> Iterator[ModuleType]:
