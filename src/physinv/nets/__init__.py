@@ -13,14 +13,18 @@
   (the denoiser that ships with physinv, a prior for
   :func:`physinv.solvers.pnp`), :class:`UnrolledHQS` (the exact data step and
   a learned prior in every layer) and :class:`LearnedPrimalDual`.
+- :func:`save_net` / :func:`load_net`: one call each to keep a network with
+  its operator's config and weights, and to rebuild it (digest-checked).
 """
 
 from . import cnn
 from ._common import PhysicsMismatchError
+from ._record import SavableModule
 from .cnn import MLP, DataDriven, DnCNN, UNet
 from .denoiser import Denoiser, pretrained_denoiser
 from .hqs import UnrolledHQS
 from .hybrid import HybridNet
+from .io import NetFileError, load_net, save_net
 from .primal_dual import LearnedPrimalDual
 from .spectral import ParametricFilter, SpectralFilterNet
 from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber
@@ -28,5 +32,6 @@ from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber
 __all__ = [
     "SpectralFilterNet", "ParametricFilter", "UnrolledLandweber", "UnrolledISTA", "LearnedTransform",
     "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "Denoiser", "pretrained_denoiser",
-    "UnrolledHQS", "LearnedPrimalDual", "PhysicsMismatchError",
+    "UnrolledHQS", "LearnedPrimalDual", "PhysicsMismatchError", "SavableModule", "save_net", "load_net",
+    "NetFileError",
 ]

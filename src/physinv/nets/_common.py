@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from .._validate import cached_cast, compute_dtype
-from ..operators import Factorization
+from ..operators import Factorization, LinearOperator
+from ._record import SavableModule
 
 
 class PhysicsMismatchError(RuntimeError, ValueError):
     """A state dict holds physics tensors (``s``, ``phase``, ``tf``...) of another operator than the net's."""
 
 
-class PhysicsModule(nn.Module):
+class PhysicsModule(SavableModule):
     """An ``nn.Module`` that holds a fixed operator and float64 constants derived from it.
 
     The operator is *not* a registered submodule: ``net.float()``/``net.double()``
@@ -70,6 +71,15 @@ class PhysicsModule(nn.Module):
                                       unexpected_keys, error_msgs)
 
     # -- operators ----------------------------------------------------------
+    @property
+    def operator(self) -> LinearOperator | None:
+        """The operator the network was built on (``None`` if it was built from a factorization).
+
+        It moves with the network (``net.to(device)``) and is what
+        :func:`physinv.nets.save_net` stores as a config.
+        """
+        return self._held.get("A")
+
     def _hold(self, name: str, obj: Any) -> None:
         self._held[name] = obj
 

@@ -18,6 +18,7 @@ from torch import nn
 from .._validate import check_trailing
 from ..operators import LinearOperator
 from ..solvers.result import require_operator
+from ._record import SavableModule
 
 __all__ = ["DnCNN", "UNet", "MLP", "DataDriven"]
 
@@ -33,7 +34,7 @@ def _check_input(model: nn.Module, x: Any, min_dim: int = 2) -> None:
                         f"{p.dtype} on {p.device}; use model.to(...) to match")
 
 
-class DnCNN(nn.Module):
+class DnCNN(SavableModule):
     """DnCNN-style plain CNN: conv-ReLU, ``depth - 2`` x (conv-ReLU), conv (no batch norm).
 
     Parameters
@@ -82,7 +83,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
                          nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU())
 
 
-class UNet(nn.Module):
+class UNet(SavableModule):
     """A small U-Net: ``levels`` down/up stages with skip connections.
 
     Images whose sides are not multiples of ``2**levels`` are reflect-padded
@@ -141,7 +142,7 @@ class UNet(nn.Module):
         return x + out if self.residual else out
 
 
-class MLP(nn.Module):
+class MLP(SavableModule):
     """A fully connected network on flattened trailing dims, for small problems.
 
     Parameters
@@ -179,7 +180,7 @@ class MLP(nn.Module):
         return self.body(x.reshape(*lead, -1)).reshape(*lead, *self.out_shape)
 
 
-class DataDriven(nn.Module):
+class DataDriven(SavableModule):
     """A purely data-driven reconstruction: ``model(y)`` or ``model(A^H y)``.
 
     Parameters

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._record import SavableModule
+
 __all__ = ["Denoiser", "pretrained_denoiser", "PRETRAINED_DENOISER"]
 
 #: The shipped weights of :func:`pretrained_denoiser` (a file of :mod:`physinv.assets`).
@@ -41,7 +43,7 @@ def _positive_int(v: Any, name: str, minimum: int) -> int:
     return int(v)
 
 
-class Denoiser(nn.Module):
+class Denoiser(SavableModule):
     """Residual, bias-free, noise-conditioned CNN: ``D(x, sigma) = x - R([x, sigma])``.
 
     Parameters

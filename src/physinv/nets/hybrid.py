@@ -7,10 +7,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._record import SavableModule
+
 __all__ = ["HybridNet"]
 
 
-class HybridNet(nn.Module):
+class HybridNet(SavableModule):
     """``p = physics(y, ...)``, ``x = p + refiner(p)``.
 
     Parameters

@@ -21,6 +21,7 @@ from ..operators.factorization import Factorization
 from ..solvers.result import half_spectrum_path, require_operator
 from ..spectrum import filter_half_spectrum, plain_filter_half_spectrum
 from ._common import PhysicsModule, check_finite
+from ._record import SavableModule
 
 __all__ = ["SpectralFilterNet", "ParametricFilter"]
 
@@ -82,7 +83,7 @@ class _Spectrum:
         return x
 
 
-class ParametricFilter(nn.Module):
+class ParametricFilter(SavableModule):
     """A learned filter ``f(s, sigma) = s / (s^2 + r)``, ``r = sigma^2 exp(h(features))``.
 
     ``h`` is a small MLP shared by every spectral index. Its features are
@@ -200,6 +201,8 @@ class SpectralFilterNet(PhysicsModule):
         self.lam = lam
         spec = _Spectrum(_factorize(A), real=A.is_real if isinstance(A, LinearOperator) else None)
         self._hold("spectrum", spec.F)
+        if isinstance(A, LinearOperator):
+            self._hold("A", A)
         self._spec = spec
         self.in_shape, self.out_shape = spec.in_shape, spec.out_shape
         # physics, not learned state: non-persistent, rebuilt from the operator

@@ -24,6 +24,7 @@ from ..solvers import ista_step, landweber_step, soft_threshold
 from ..solvers.result import half_spectrum_path, make_steps, require_operator
 from ..spectrum import abs2, filter_half_spectrum, hermitian_symmetrize, plain_filter_half_spectrum
 from ._common import PhysicsModule, check_finite
+from ._record import SavableModule
 
 __all__ = ["UnrolledLandweber", "UnrolledISTA", "LearnedTransform"]
 
@@ -232,7 +233,7 @@ class UnrolledLandweber(_Unrolled):
                 f"fft_path={self.fft_path!r}")
 
 
-class LearnedTransform(nn.Module):
+class LearnedTransform(SavableModule):
     """An ISTA-Net style learned sparsifying transform pair ``(F, F~)`` for one layer.
 
     ``F``: conv3x3(1->C) - ReLU - conv3x3(C->C); ``F~`` mirrors it back to one
