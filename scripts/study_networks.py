@@ -11,8 +11,8 @@ noise sigma = 0.02. Everything is measured in the same run:
    ``SpectralFilterNet``, ``UnrolledLandweber`` (10 layers, learned
    preconditioner), ``HybridNet`` (spectral filter + DnCNN refiner) and the
    data-driven ``DnCNN`` and ``UNet`` (input ``y``, residual), all trained by
-   the same loop (Adam, same steps and batch size; the noise is redrawn at
-   every step, the clean training images are fixed).
+   :func:`physinv.train.fit_simulated` (Adam, same steps and batch size; the
+   noise is redrawn at every step, the clean training images are fixed).
 3. Transfer: ``SpectralFilterNet(parametric=True)`` trained on Gaussian PSFs
    of sigma 1.5 and 2.5 and noise levels 0.01-0.05, tested on a Gaussian of
    sigma 2.0 and a disk of radius 2.5 (unseen) at sigma 0.02, vs oracle-lambda
@@ -24,6 +24,7 @@ Usage: ``python scripts/study_networks.py [--quick]``; ``--figures`` writes the 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 
@@ -34,6 +35,7 @@ from physinv.data import textured_phantoms
 from physinv.metrics import psnr
 from physinv.nets import DataDriven, DnCNN, HybridNet, SpectralFilterNet, UNet, UnrolledLandweber
 from physinv.operators import Convolution
+from physinv.train import fit_simulated
 
 f64 = torch.float64
 SIGMA = 0.02
@@ -47,31 +49,31 @@ def phantoms(n: int, size: int, seed: int) -> torch.Tensor:
 
 
 def train(net, A, xtr, steps, batch, lr, seed, sigma_range=None, ops=None):
-    """The one training loop used for every model: Adam on the MSE, fresh noise at each step."""
+    """Every model is trained the same way: physinv.train.fit_simulated (Adam on the MSE, cosine-annealed,
+    fresh noise at each step, the clean training images fixed)."""
     g = torch.Generator().manual_seed(seed)
+    optimizer = None
     if isinstance(net, HybridNet):  # physics block at the spectral learning rate, refiner at lr
-        groups = [{"params": list(net.physics.parameters()), "lr": LR_SPECTRAL},
-                  {"params": list(net.refiner.parameters()), "lr": lr}]
-    else:
-        groups = [{"params": [p for p in net.parameters() if p.requires_grad], "lr": lr}]
-    opt = torch.optim.Adam(groups)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for it in range(steps):
-        idx = torch.randperm(xtr.shape[0], generator=g)[:batch]
-        x = xtr[idx]
-        op = A if ops is None else ops[it % len(ops)]
+        optimizer = torch.optim.Adam([{"params": list(net.physics.parameters()), "lr": LR_SPECTRAL},
+                                      {"params": list(net.refiner.parameters()), "lr": lr}])
+    step = itertools.count()
+
+    def measure(x):
+        op = A if ops is None else ops[next(step) % len(ops)]
         if sigma_range is None:
             sig = torch.full((x.shape[0],), SIGMA, dtype=f64)
         else:
             lo, hi = sigma_range
             sig = lo + (hi - lo) * torch.rand(x.shape[0], generator=g, dtype=f64)
         y = (op(x) + sig[:, None, None] * torch.randn(x.shape, generator=g, dtype=f64)).float()
-        out = net(y, sig.float(), A=op) if ops is not None else net(y)
-        loss = (out - x.float()).square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        return y, (sig.float(), op)
+
+    def forward(m, b):
+        y, x, (sig, op) = b
+        return (m(y, sig, A=op) if ops is not None else m(y)), x.float()
+
+    fit_simulated(net, xtr, measure, steps=steps, batch_size=min(batch, len(xtr)), lr=lr, optimizer=optimizer,
+                  scheduler="cosine", seed=seed, forward=forward)
     return net
 
 

@@ -2,7 +2,7 @@
 
 ``spectral-filter-net``: :class:`physinv.nets.SpectralFilterNet`, the circular
 blur's exact factorization ``x = V diag(f) U^H y`` with one learned value per
-half-spectrum index (initialised as Tikhonov), trained with Adam on the
+half-spectrum index (initialised as Tikhonov), trained with Adam (:func:`physinv.train.fit_simulated`) on the
 mean squared error over the training images of the setting (data made with
 the benchmark's own simulation for the setting's PSF, noise level and
 boundary, fresh noise every step). It is linear and shift-invariant, so it
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import torch
 
+from ..train import fit_simulated
 from .methods import Problem, register
 
 __all__ = ["SFN_TRAIN"]
 
 #: Training settings of ``spectral-filter-net`` (part of its cell IDs).
-SFN_TRAIN = {"steps": 300, "batch": 8, "lr": 0.1, "lam0_per_sigma2": 30.0}
+SFN_TRAIN = {"steps": 300, "batch": 8, "lr": 0.1, "lam0_per_sigma2": 30.0, "loop": "fit_simulated-1"}
 
 
 def _sfn_train(images, psf, noise_sigma, boundary, config):
@@ -40,17 +41,14 @@ def _sfn_train(images, psf, noise_sigma, boundary, config):
     A = Convolution(psf.detach().to(dev, torch.float64), (size, size)).to(dev)
     lam0 = float(config["lam0_per_sigma2"]) * float(noise_sigma) ** 2
     net = SpectralFilterNet(A, lam=lam0).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=float(config["lr"]))
-    batch = min(int(config["batch"]), X.shape[0])
     gd = torch.Generator(device=dev).manual_seed(int(config["seed"]) + 1)
-    for _ in range(int(config["steps"])):
-        idx = torch.randperm(X.shape[0], generator=g)[:batch].to(dev)
-        y = Y0[idx] + float(noise_sigma) * torch.randn(Y0[idx].shape, generator=gd, device=dev,
-                                                        dtype=torch.float32)
-        loss = torch.mean((net(y) - X[idx]) ** 2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+
+    def measure(batch: list[torch.Tensor]) -> torch.Tensor:  # noise-free data made once, fresh noise
+        y0 = batch[1]
+        return y0 + float(noise_sigma) * torch.randn(y0.shape, generator=gd, device=dev, dtype=y0.dtype)
+
+    fit_simulated(net, (X, Y0), measure, steps=int(config["steps"]), lr=float(config["lr"]),
+                  batch_size=min(int(config["batch"]), X.shape[0]), seed=int(config["seed"]), device=dev)
     return {k: v.detach().cpu() for k, v in net.state_dict().items()}
 
 

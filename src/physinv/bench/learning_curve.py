@@ -43,7 +43,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import TensorDataset
 
+from ..train import fit_simulated
 from . import provenance, splits
 from ._cells import Cell, CellStore, Shard, run_cells
 from ._report import markdown_table, save_figure, write_csv, write_json, write_text
@@ -70,6 +72,8 @@ CSV_COLUMNS = ("problem", "method", "family", "n_train", "n_val", "seed", "psnr"
                "steps", "budget", "parameters", "cell")
 
 _NOISE = {"blur": 0.01, "radon": 0.025}
+#: Version of the training procedure (part of learned cells' IDs: cells trained otherwise are not reused).
+TRAIN_LOOP = "fit_simulated-1"
 _BLUR_SIGMA = 2.0
 _ANGLES = 30
 
@@ -360,6 +364,12 @@ def _classical(problem: str, method: str, d: _Data) -> torch.Tensor:
     return torch.stack([o.reshape(x.shape) for o in out]).to(torch.float32)
 
 
+def _val_psnr(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    from ..metrics import psnr
+
+    return psnr(pred.detach().to(torch.float64).clamp(0, 1), ref.to(torch.float64), data_range=1.0)
+
+
 def compute_cell(cell: Cell) -> dict[str, Any]:
     """Train (for a learned method) and evaluate one cell; a JSON-able result."""
     c = cell.config
@@ -380,30 +390,15 @@ def compute_cell(cell: Cell) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(seed * 7_777 + n)
     y_val, s_val = _measure(problem, d.A, x_val, gen)
     net = _Net(problem, method, d.A)
-    params = [q for q in net.parameters() if q.requires_grad]
-    n_params = int(sum(q.numel() for q in params))
-    opt = torch.optim.Adam(params, lr=c["lr"])
-    batch = min(c["batch"], n)
-    every = max(1, steps // 5)
-    best_val, best_state = -math.inf, None
+    n_params = int(sum(q.numel() for q in net.parameters() if q.requires_grad))
     t0 = time.perf_counter()
-    for step in range(1, steps + 1):
-        idx = torch.randint(0, n, (batch,), generator=gen)
-        xb = x_tr[idx]
-        yb, sb = _measure(problem, d.A, xb, gen)
-        loss = torch.nn.functional.mse_loss(net(yb, sb), xb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % every == 0 or step == steps:
-            with torch.no_grad():
-                v = float(np.mean(_psnr_ssim(net(y_val, s_val), x_val)[0]))
-            if v > best_val:
-                best_val = v
-                best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+    history = fit_simulated(
+        net, x_tr, lambda xb: _measure(problem, d.A, xb, gen), steps=steps, batch_size=min(c["batch"], n),
+        lr=c["lr"], val_data=TensorDataset(y_val, x_val, s_val), checks=min(5, steps),
+        seed=seed * 1_000_003 + n, forward=lambda m, b: (m(b[0], b[2]), b[1]), metrics={"psnr": _val_psnr},
+        device="cpu")
     train_seconds = time.perf_counter() - t0
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    best_val, steps = max(float(h["val_psnr"]) for h in history), int(history[-1]["step"])
     with torch.no_grad():
         p, s = _psnr_ssim(net(d.y_test, d.s_test), d.x_test)
     return {"psnr": float(np.mean(p)), "ssim": float(np.mean(s)), "psnr_each": p, "val_psnr": best_val,
@@ -425,7 +420,8 @@ def make_cells(config: LearningCurveConfig) -> list[Cell]:
                     cells.append(Cell({**base, "problem": problem, "method": m, "family": _family(problem, m),
                                        "n_train": n, "n_val": max(1, n // 4), "seed": seed,
                                        "steps": config.n_steps(n), "budget": config.budget,
-                                       "batch": config.batch, "lr": config.lr}))
+                                       "batch": config.batch, "lr": config.lr,
+                                       "loop": TRAIN_LOOP}))
     return cells
 
 

@@ -23,8 +23,10 @@ Modules: :mod:`~physinv.train.trainer` (the loop),
 :mod:`~physinv.train.distributed` (process groups),
 :mod:`~physinv.train.devices` (the ``device`` rule),
 :mod:`~physinv.train.evaluation`, :mod:`~physinv.train.schedules`,
-:mod:`~physinv.train.objective` (default forward, loss terms) and
-:mod:`~physinv.train.plotting`.
+:mod:`~physinv.train.objective` (default forward, loss terms),
+:mod:`~physinv.train.plotting` and :mod:`~physinv.train.simulated`
+(:func:`fit_simulated`: a fixed budget of steps on measurements simulated
+afresh for every batch, the loop of physinv's studies).
 """
 
 from .checkpoint import CHECKPOINT_VERSION as CHECKPOINT_VERSION
@@ -32,7 +34,8 @@ from .checkpoint import CheckpointError, atomic_save, load_checkpoint, load_weig
 from .evaluation import evaluate
 from .objective import default_forward as default_forward
 from .rng import seed_everything
+from .simulated import fit_simulated
 from .trainer import Trainer, TrainingInterrupted
 
 __all__ = ["Trainer", "seed_everything", "load_weights", "evaluate", "atomic_save", "load_checkpoint",
-           "CheckpointError", "TrainingInterrupted"]
+           "CheckpointError", "TrainingInterrupted", "fit_simulated"]

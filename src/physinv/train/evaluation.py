@@ -20,7 +20,7 @@ __all__ = ["evaluate"]
 def evaluate(model: nn.Module, data: Any, batch_size: int = 16,
              forward: Callable[[nn.Module, Any], tuple[torch.Tensor, torch.Tensor]] | None = None,
              metrics: Mapping[str, Callable] | None = None, loss: Callable | None = None,
-             device: Any = None, num_workers: int = 0) -> dict[str, float]:
+             device: Any = None, num_workers: int = 0, distributed: bool = True) -> dict[str, float]:
     """Mean metrics of ``model`` over a dataset (per image), distributed-aware.
 
     Parameters
@@ -45,6 +45,9 @@ def evaluate(model: nn.Module, data: Any, batch_size: int = 16,
         device of the model's first parameter or buffer, else the CPU.
     num_workers : int
         DataLoader worker processes.
+    distributed : bool
+        Split the samples over the process group when there is one (the
+        default); ``False`` evaluates every sample in this process alone.
 
     Returns
     -------
@@ -69,7 +72,7 @@ def evaluate(model: nn.Module, data: Any, batch_size: int = 16,
 
     forward = forward or default_forward
     metrics = {"psnr": psnr} if metrics is None else dict(metrics)
-    rank, world, local = dist_info()
+    rank, world, local = dist_info() if distributed else (0, 1, 0)
     if device is None:
         device = next((p.device for p in model.parameters()), None) or next(
             (b.device for b in model.buffers()), torch.device("cpu"))

@@ -106,7 +106,9 @@ class Trainer:
         Default: Adam with learning rate ``lr``.
     train_data, val_data : Dataset
         Items ``(y, x)`` or ``(y, x, sigma, ...)``; must be deterministic per
-        index for exact resumption (physinv datasets are).  A dataset of
+        index (and epoch) for exact resumption (physinv datasets are). A
+        ``train_data`` with a ``set_epoch(epoch)`` method is told the epoch
+        (0-based) before each epoch starts, a resumed one included.  A dataset of
         single tensors needs ``forward`` (and ``loss``) or ``step_fn``.
     batch_size : int
         Global batch size (all processes together); must be divisible by the
@@ -173,6 +175,11 @@ class Trainer:
     deterministic : bool
         Call ``torch.use_deterministic_algorithms(True)`` (needed for bitwise
         reproducibility of some CUDA kernels).
+    distributed : bool
+        Join the ``torchrun`` process group (the default). ``False`` trains
+        in this process alone even under ``torchrun``, on this process's
+        default device (``cuda:LOCAL_RANK`` where there are GPUs): for
+        studies whose processes each train their own models.
 
     Notes
     -----
@@ -206,7 +213,8 @@ class Trainer:
                  resume: bool | str = False, plot: bool = False, progress: bool = True,
                  num_workers: int = 0, device: Any = None, forward: Callable | None = None,
                  step_fn: Callable | None = None, metrics: Mapping[str, Callable] | None = None,
-                 val_batch_size: int | None = None, deterministic: bool = False) -> None:
+                 val_batch_size: int | None = None, deterministic: bool = False,
+                 distributed: bool = True) -> None:
         _check_arguments(model, train_data, batch_size, epochs, seed, scheduler_interval, clip_grad_norm,
                          early_stopping, checkpoint_every, resume, output_dir)
         if deterministic:
@@ -223,6 +231,7 @@ class Trainer:
         self.checkpoint_every, self.plot, self.num_workers = checkpoint_every, plot, num_workers
         self.metrics = metrics
         self.val_batch_size = val_batch_size or batch_size
+        self.distributed = bool(distributed)
 
         self._setup_processes()
         self.progress = progress and self.rank == 0
@@ -250,6 +259,8 @@ class Trainer:
                              f"batch_size={self.batch_size}")
 
     def _init_distributed(self) -> tuple[int, int, int]:
+        if not self.distributed:
+            return 0, 1, int(os.environ.get("LOCAL_RANK", "0") or 0)
         rank, world, local, created = init_distributed()
         self._owns_group = self._owns_group or created
         return rank, world, local
@@ -463,6 +474,8 @@ class Trainer:
         n = len(self.train_data)
         while self.epoch < self.epochs and not self.stopped_early:
             epoch = self.epoch
+            if callable(getattr(self.train_data, "set_epoch", None)):
+                self.train_data.set_epoch(epoch)
             sampler = EpochBatches(n, self.batch_size, self.seed, epoch, self.batch_in_epoch,
                                    self.rank, self.world)
             gen = torch.Generator().manual_seed(mix_seed(self.seed, epoch, self.batch_in_epoch, 1))
@@ -525,7 +538,7 @@ class Trainer:
         if self.val_data is not None:
             loss = None if self.step_fn is not None else self.loss
             val = evaluate(self.module, self.val_data, self.val_batch_size, self.forward, self.metrics,
-                           loss, self.device, self.num_workers)
+                           loss, self.device, self.num_workers, distributed=self.distributed)
             rec.update({f"val_{k}": v for k, v in val.items()})
         rec["time"] = seconds
         if self.monitor not in rec:
@@ -618,4 +631,4 @@ class Trainer:
         """Mean validation metrics (and loss) of the current model on ``data``."""
         loss = None if self.step_fn is not None else self.loss
         return evaluate(self.module, data, batch_size or self.val_batch_size, self.forward, self.metrics,
-                        loss, self.device, self.num_workers)
+                        loss, self.device, self.num_workers, distributed=self.distributed)
