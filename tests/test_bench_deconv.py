@@ -265,6 +265,14 @@ def test_learned_methods_train_once_per_setting_on_the_training_split(tmp_path):
         assert all(r["n_train"] == 3 and r["train_seconds"] >= 0 for r in res.rows)
         deconv.run(cfg, tmp_path, progress=False, force=True)  # recomputes the cells, reuses the states
         assert len(trained) == 2
+        # a damaged stored state is detected (digest) and trained again, never loaded
+        pts = sorted((tmp_path / "train").glob("*.pt"))
+        assert len(pts) == 2
+        data = bytearray(pts[0].read_bytes())
+        data[-5] ^= 0xFF
+        pts[0].write_bytes(bytes(data))
+        deconv.run(cfg, tmp_path, progress=False, force=True)
+        assert len(trained) == 3
     finally:
         unregister("test-learned")
 
@@ -321,3 +329,29 @@ def test_user_files_and_phantoms_as_test_images(tmp_path):
                      progress=False)
     assert {r["image"] for r in res.rows} == {"ramp", "phantom:1"}
     assert {r["split"] for r in res.rows} == {"other", "test"}
+
+
+@pytest.mark.parametrize("name", ["spectral-filter-net", "parametric-filter-net", "unrolled-landweber",
+                                  "unrolled-ista", "hybrid", "unrolled-hqs"])
+@pytest.mark.parametrize("boundary", ["circular", "valid"])
+def test_every_learned_method_trains_and_reconstructs(name, boundary):
+    """Each registered network trains (two steps) on the setting's own simulation and reconstructs a frame."""
+    from physinv import psf
+    from physinv.bench import _learned
+
+    build, model, takes_sigma, cfg, _ = _learned.LEARNED[name]
+    method = get_method(name)
+    assert method.needs_training and not method.oracle and method.assumes == model
+    size, margin = 16, 4
+    images = splits.training_images(size + 2 * margin, n=2, seed=0)[0]
+    k = psf.gaussian(1.0)
+    config = {**cfg, "steps": 2, "batch": 2, "size": size, "margin": margin, "device": "cpu", "seed": 0,
+              "model": "circular" if boundary == "circular" else "reflect"}
+    state = method.train(images, k, 0.02, boundary, config)
+    assert state and all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    g = torch.Generator().manual_seed(1)
+    truth, y = deconv.simulate(images[0], k, 0.02, boundary, size, margin, g)
+    p = Problem(y=y.double(), psf=k.double(), boundary=boundary, model=config["model"], seed=0, state=state)
+    out = method.fn(p)
+    x = out[0] if isinstance(out, tuple) else out
+    assert x.shape == (size, size) and x.dtype == torch.float64 and bool(torch.isfinite(x).all())

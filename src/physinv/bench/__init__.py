@@ -10,7 +10,7 @@
   cell store, shards and merge, and the provenance record every study writes.
 """
 
-from . import _builtin, splits  # noqa: F401 - importing _builtin registers the built-in methods
+from . import _builtin, _learned, splits  # noqa: F401 - registers the built-in, then the learned methods
 from .methods import (
     DATA_BOUNDARIES,
     Method,

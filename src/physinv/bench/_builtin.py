@@ -317,5 +317,3 @@ register("skimage-unsupervised-wiener", _skimage_unsupervised, oracle=False, fam
 register("skimage-richardson-lucy", _skimage_rl, oracle=False, family="scikit-image",
          label=f"scikit-image richardson_lucy, {N_ITER['richardson_lucy_fixed']} it (zero-padded "
                "convolution; data clipped at 0)", assumes="zero", quick=True)
-
-from . import _learned  # noqa: E402,F401 - registers the learned methods after the classical ones

@@ -567,7 +567,7 @@ class _Runner:
         key = config_id(key_cfg)
         if key in self._states:
             return self._states[key]
-        from .._io import atomic_write
+        from ..train.checkpoint import CheckpointError, atomic_save, load_checkpoint
 
         pt = os.path.join(self.root, "train", key + ".pt")
         meta_path = os.path.join(self.root, "train", key + ".json")
@@ -575,12 +575,12 @@ class _Runner:
             try:
                 with open(meta_path, encoding="utf-8") as fh:
                     meta = json.load(fh)
-                state = torch.load(pt, map_location=self.device, weights_only=True)
+                state = load_checkpoint(pt, map_location=self.device)  # digest-verified
                 if meta.get("config") == json.loads(json.dumps(key_cfg)):
                     self._states[key] = (state, meta)
                     return self._states[key]
-            except (OSError, ValueError, RuntimeError, KeyError):
-                pass
+            except (OSError, ValueError, RuntimeError, KeyError, CheckpointError):
+                pass  # a damaged or foreign file: train again and replace it
         side = cfg.size + 2 * cfg.margin
         images, names = splits.training_images(side, cfg.n_train, seed=cfg.seed)
         tcfg = {"size": cfg.size, "margin": cfg.margin, "n_train": len(images), "seed": cfg.seed,
@@ -591,7 +591,7 @@ class _Runner:
         seconds = time.perf_counter() - t0
         meta = {"config": json.loads(json.dumps(key_cfg)), "n_train": len(images), "train_seconds": seconds,
                 "train_images": names}
-        atomic_write(pt, lambda fh: torch.save(state, fh))
+        atomic_save(state, pt)
         write_json(meta_path, meta)
         self._states[key] = (state, meta)
         return self._states[key]
