@@ -284,8 +284,9 @@ def common_parsers() -> dict[str, argparse.ArgumentParser]:
     """
     out = argparse.ArgumentParser(add_help=False)
     out.add_argument("--out", metavar="DIR", type=out_dir, default=DEFAULT_OUT_DIR,
-                     help="output folder of the study (default: %(default)s/ in the current "
-                     "directory); it is created if missing, but its parent folder must exist")
+                     help=f"output folder of the study (default: a folder named after the study in "
+                     f"{DEFAULT_OUT_DIR}/ in the current directory, e.g. {DEFAULT_OUT_DIR}/bench-deconv); it "
+                     "is created if missing, but its parent folder must exist")
     seed = argparse.ArgumentParser(add_help=False)
     seed.add_argument("--seed", metavar="N", type=nonneg_int, default=0,
                       help="random seed; the same seed gives the same results (default: %(default)s)")
