@@ -19,6 +19,7 @@ from ._validate import complex_dtype, real_dtype
 from .operators import (
     FFT2,
     Convolution,
+    Decimation,
     Diagonal,
     Factorization,
     Gradient,
@@ -303,6 +304,10 @@ OPERATOR_CASES: dict[str, Callable[[], LinearOperator]] = {
     "gradient_column": lambda: Gradient((4, 1), "circular"),
     **_convolution_cases(),
     "radon": lambda: Radon(12, 8, circle=False),
+    "decimation_mean": lambda: Decimation((6, 8), 2),
+    "decimation_per_axis": lambda: Decimation((6, 8), (3, 2)),
+    "decimation_sum": lambda: Decimation((4, 9), (1, 3), "sum"),
+    "decimation_of_convolution": lambda: Decimation((8, 10), 2) @ Convolution(_psf((3, 3), 19), (8, 10)),
     "sum": lambda: Convolution(_psf((3, 3), 9), (6, 7), "reflect") + Diagonal(_randn((6, 7), 10)),
     "difference": lambda: Gradient((4, 5)) - Gradient((4, 5), "circular"),
     "scaled_real": lambda: -2.5 * Convolution(_psf((3, 2), 11), (6, 7)),

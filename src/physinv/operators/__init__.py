@@ -15,6 +15,7 @@ from .base import (
     power_iteration,
 )
 from .convolution import BOUNDARIES, Convolution, Pad
+from .decimation import DECIMATION_MODES, Decimation
 from .diagonal import Diagonal, Identity
 from .factorization import (
     Factorization,
@@ -35,5 +36,5 @@ __all__ = [
     "from_config", "config_type", "power_iteration", "Convolution", "Pad", "BOUNDARIES", "Diagonal",
     "Factorization", "FactorizedOperator", "FourierFactorization", "pseudo_inverse_filter",
     "tikhonov_filter", "tsvd_filter", "wiener_filter", "truncated_svd", "FFT2", "Matrix",
-    "Wavelet2D", "Gradient", "Radon", "radon_matrix_nbytes",
+    "Wavelet2D", "Gradient", "Radon", "radon_matrix_nbytes", "Decimation", "DECIMATION_MODES",
 ]
