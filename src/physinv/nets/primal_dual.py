@@ -23,9 +23,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from ..operators import LinearOperator
 from ..solvers.result import require_operator
+from ..train.amp import float32_physics
 from ._common import PhysicsModule
 
 __all__ = ["LearnedPrimalDual"]
@@ -61,6 +63,18 @@ class LearnedPrimalDual(PhysicsModule):
     start : {"zero", "adjoint"}
         Initial primal state: zero (the paper) or ``A^H y / ||A||^2`` in every
         channel.
+    checkpoint : bool
+        Gradient checkpointing: in training mode with gradients enabled, keep
+        only each iteration's input ``(h, f)`` for the backward pass and
+        recompute the iteration's feature maps there, with
+        ``torch.utils.checkpoint`` (non-reentrant). Same outputs and
+        gradients, about one more forward pass per training step.
+
+    Notes
+    -----
+    Under autocast (mixed precision) the update CNNs run in the autocast
+    type, ``A`` and ``A^H`` in float32 (:func:`physinv.train.amp.float32_physics`),
+    and the primal and dual states stay float32.
 
     Examples
     --------
@@ -73,7 +87,7 @@ class LearnedPrimalDual(PhysicsModule):
     """
 
     def __init__(self, A: LinearOperator, n_iter: int = 10, n_primal: int = 5, n_dual: int = 5,
-                 width: int = 32, start: str = "zero") -> None:
+                 width: int = 32, start: str = "zero", checkpoint: bool = False) -> None:
         super().__init__()
         A = require_operator(A, "LearnedPrimalDual")
         if len(A.in_shape) != 2 or len(A.out_shape) != 2:
@@ -83,10 +97,13 @@ class LearnedPrimalDual(PhysicsModule):
             raise ValueError("LearnedPrimalDual: A must be a real operator")
         if start not in ("zero", "adjoint"):
             raise ValueError(f"LearnedPrimalDual: start must be 'zero' or 'adjoint', got {start!r}")
+        if not isinstance(checkpoint, bool):
+            raise TypeError(f"LearnedPrimalDual: checkpoint must be a bool, got {type(checkpoint).__name__}")
         self.n_iter, self.n_primal = _int(n_iter, "n_iter"), _int(n_primal, "n_primal")
         self.n_dual = _int(n_dual, "n_dual")
         width = _int(width, "width")
         self.start = start
+        self.checkpoint = checkpoint
         self.dual = nn.ModuleList([_block(self.n_dual + 2, self.n_dual, width) for _ in range(self.n_iter)])
         self.primal = nn.ModuleList([_block(self.n_primal + 1, self.n_primal, width)
                                      for _ in range(self.n_iter)])
@@ -113,12 +130,27 @@ class LearnedPrimalDual(PhysicsModule):
         g = y.reshape(-1, *A.out_shape)
         b = g.shape[0]
         if self.start == "adjoint":
-            f = (A.adjoint(g) / self._norm2)[:, None].repeat(1, self.n_primal, 1, 1)
+            f = float32_physics(lambda v: A.adjoint(v) / self._norm2, g)
+            f = f[:, None].repeat(1, self.n_primal, 1, 1)
         else:
             f = g.new_zeros(b, self.n_primal, *A.in_shape)
         h = g.new_zeros(b, self.n_dual, *A.out_shape)
-        seen = 1 if self.n_primal > 1 else 0  # the dual update sees A of the second primal channel
+        recompute = self.checkpoint and self.training and torch.is_grad_enabled()
         for k in range(self.n_iter):
-            h = h + self.dual[k](torch.cat([h, A(f[:, seen:seen + 1]), g[:, None]], 1))
-            f = f + self.primal[k](torch.cat([f, A.adjoint(h[:, :1])], 1))
+            if recompute:
+                h, f = _checkpoint(self._iteration, k, g, h, f, use_reentrant=False)
+            else:
+                h, f = self._iteration(k, g, h, f)
         return f[:, 0].reshape(*lead, *A.in_shape)
+
+    def _iteration(self, k: int, g: torch.Tensor, h: torch.Tensor, f: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Iteration ``k``: the dual update, then the primal update (``A``, ``A^H`` in float32)."""
+        A = self._held["A"]
+        seen = 1 if self.n_primal > 1 else 0  # the dual update sees A of the second primal channel
+        h = h + self.dual[k](torch.cat([h, float32_physics(A, f[:, seen:seen + 1]), g[:, None]], 1))
+        f = f + self.primal[k](torch.cat([f, float32_physics(A.adjoint, h[:, :1])], 1))
+        return h, f
+
+    def extra_repr(self) -> str:
+        return f"n_iter={self.n_iter}, start={self.start!r}, checkpoint={self.checkpoint}"

@@ -20,6 +20,7 @@ from ..operators import FactorizationError, LinearOperator
 from ..operators.factorization import Factorization
 from ..solvers.result import half_spectrum_path, require_operator
 from ..spectrum import filter_half_spectrum, plain_filter_half_spectrum
+from ..train.amp import float32_physics
 from ._common import PhysicsModule, check_finite
 from ._record import SavableModule
 
@@ -315,7 +316,7 @@ class SpectralFilterNet(PhysicsModule):
             else:
                 phase = spec.phase.to(device=y.device, dtype=complex_dtype(rd))
             return spec.apply(y, f, phase, plain=self.fft_path == "autograd")
-        return spec.apply(y, f, None)
+        return float32_physics(spec.apply, y, f, None)  # dense factors: never in 16 bits under autocast
 
     def extra_repr(self) -> str:
         kind = "parametric" if self.parametric else f"diagonal, init Tikhonov lam={self.lam}"

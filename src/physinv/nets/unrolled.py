@@ -17,12 +17,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from .._validate import check_real, check_trailing, compute_dtype
 from ..operators import LinearOperator
 from ..solvers import ista_step, landweber_step, soft_threshold
 from ..solvers.result import half_spectrum_path, make_steps, require_operator
 from ..spectrum import abs2, filter_half_spectrum, hermitian_symmetrize, plain_filter_half_spectrum
+from ..train.amp import float32_physics
 from ._common import PhysicsModule, check_finite
 from ._record import SavableModule
 
@@ -179,6 +181,10 @@ class UnrolledLandweber(_Unrolled):
     def forward(self, y: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
         """Run the ``n_layers`` iterations from ``x0`` (default zero)."""
         self._check_input(y, x0)
+        # every layer is physics (A, A^H, FFT filters): under autocast it runs in float32
+        return float32_physics(self._run, y, x0)
+
+    def _run(self, y: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
         rd = compute_dtype(y)
         steps = self.steps.to(rd)
         if self.fft_path == "fused":
@@ -291,6 +297,27 @@ class UnrolledISTA(_Unrolled):
         Channels of the learned transform.
     dtype : torch.dtype
         Dtype of the parameters.
+    fft_path : {"custom", "autograd"}
+        As in :class:`UnrolledLandweber` (``"fused"`` does not apply: the
+        thresholding is not diagonal in Fourier space).
+    checkpoint : bool
+        Gradient checkpointing: in training mode with gradients enabled, keep
+        only each layer's input for the backward pass and recompute the
+        layer (the learned transform's feature maps above all) there, with
+        ``torch.utils.checkpoint`` (non-reentrant). Same outputs and
+        gradients, about one more forward pass per training step. Worth it
+        with ``transform="learned"``; a pixel-domain or fixed-transform layer
+        keeps about two images for its backward pass anyway.
+
+    Notes
+    -----
+    :class:`UnrolledLandweber` has no such option: each of its layers keeps
+    one image for the backward pass (``A^H r`` for the gradient of its step,
+    or the half spectrum of ``r`` with a preconditioner), which is what a
+    checkpoint would keep, and ``fft_path="fused"`` keeps one filter for the
+    whole network. Under autocast the gradient steps run in float32
+    (:func:`physinv.train.amp.float32_physics`), the learned transform in the
+    autocast type.
 
     Examples
     --------
@@ -304,10 +331,13 @@ class UnrolledISTA(_Unrolled):
 
     def __init__(self, A: LinearOperator, n_layers: int, transform: Any = None, lam: float = 1e-2,
                  step: Any = None, channels: int = 16, dtype: torch.dtype = torch.float32,
-                 fft_path: str = "custom") -> None:
+                 fft_path: str = "custom", checkpoint: bool = False) -> None:
         if fft_path == "fused":
             raise ValueError("fft_path='fused' is only available for UnrolledLandweber")
+        if not isinstance(checkpoint, bool):
+            raise TypeError(f"UnrolledISTA: checkpoint must be a bool, got {type(checkpoint).__name__}")
         super().__init__(A, fft_path)
+        self.checkpoint = checkpoint
         lam = check_real(lam, "lam")
         if lam < 0:
             raise ValueError(f"lam must be finite and >= 0, got {lam}")
@@ -340,19 +370,27 @@ class UnrolledISTA(_Unrolled):
         steps, thr = self.steps.to(rd), self.thresholds.to(rd)
         x = torch.zeros(y.shape[:-len(self.A.out_shape)] + self.A.in_shape, dtype=y.dtype,
                         device=y.device) if x0 is None else x0
-        op = self._op()
-        W = self._held.get("W")
+        recompute = self.checkpoint and self.training and torch.is_grad_enabled()
         for k in range(self.n_layers):
-            if self.kind != "learned":  # the solver's own step (W is None in the pixel domain)
-                x = ista_step(op, x, y, steps[k], thr[k], W)
-                continue
-            v = landweber_step(op, x, y, steps[k])
-            T = self.learned[k]
-            z = T.analysis(v)
-            # remove what the learned transform calls noise (its coefficients below the
-            # threshold); bias-free convolutions make theta = 0 an exact gradient step
-            x = v - T.synthesis(z - soft_threshold(z, thr[k]))
+            if recompute:
+                x = _checkpoint(self._layer, k, x, y, steps[k], thr[k], use_reentrant=False)
+            else:
+                x = self._layer(k, x, y, steps[k], thr[k])
         return x
 
+    def _layer(self, k: int, x: torch.Tensor, y: torch.Tensor, step: torch.Tensor,
+               threshold: torch.Tensor) -> torch.Tensor:
+        """Layer ``k``: the solver's ISTA step, or a gradient step and the learned transform's shrinkage."""
+        op = self._op()
+        if self.kind != "learned":  # the solver's own step (W is None in the pixel domain)
+            return float32_physics(ista_step, op, x, y, step, threshold, self._held.get("W"))
+        v = float32_physics(landweber_step, op, x, y, step)
+        T = self.learned[k]
+        z = T.analysis(v)
+        # remove what the learned transform calls noise (its coefficients below the
+        # threshold); bias-free convolutions make theta = 0 an exact gradient step
+        return v - T.synthesis(z - soft_threshold(z, threshold))
+
     def extra_repr(self) -> str:
-        return f"n_layers={self.n_layers}, transform={self.kind!r}, lam={self.lam}"
+        return (f"n_layers={self.n_layers}, transform={self.kind!r}, lam={self.lam}, "
+                f"checkpoint={self.checkpoint}")

@@ -57,7 +57,7 @@ def fit_simulated(model: nn.Module, images: torch.Tensor | tuple[torch.Tensor, .
                   val_data: Any = None, checks: int = 5,
                   forward: Callable | None = None, loss: Callable | None = None, optimizer: Any = None,
                   scheduler: Any = None, metrics: Any = None, seed: int = 0, device: Any = None,
-                  progress: bool = False) -> list[dict[str, Any]]:
+                  precision: str = "fp32", progress: bool = False) -> list[dict[str, Any]]:
     """Train ``model`` for ``steps`` optimizer steps on measurements simulated afresh for every batch.
 
     Parameters
@@ -97,8 +97,9 @@ def fit_simulated(model: nn.Module, images: torch.Tensor | tuple[torch.Tensor, .
         metrics; the first metric picks the best weights).
     seed : int
         Seeds the order in which images are visited.
-    device : optional
-        As for :class:`~physinv.train.Trainer` (default: this process's device).
+    device, precision : optional
+        As for :class:`~physinv.train.Trainer` (default: this process's
+        device, float32).
     progress : bool
         Progress bars.
 
@@ -159,7 +160,7 @@ def fit_simulated(model: nn.Module, images: torch.Tensor | tuple[torch.Tensor, .
                           batch_size=batch_size, epochs=checks, seed=seed, lr=lr, scheduler=scheduler,
                           scheduler_interval="step", output_dir=out if validate else None,
                           progress=progress, device=device, forward=fwd if validate else None,
-                          step_fn=step_fn, metrics=metrics, distributed=False,
+                          step_fn=step_fn, metrics=metrics, distributed=False, precision=precision,
                           monitor=f"val_{next(iter(metrics))}" if validate and metrics else None)
         history = trainer.fit()
         if validate and trainer.best is not None:

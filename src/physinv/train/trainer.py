@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._random import mix_seed
+from .amp import autocast, check_precision, make_grad_scaler
 from .checkpoint import (
     CHECKPOINT_VERSION,
     TRAINING_KEYS,
@@ -180,6 +181,16 @@ class Trainer:
         in this process alone even under ``torchrun``, on this process's
         default device (``cuda:LOCAL_RANK`` where there are GPUs): for
         studies whose processes each train their own models.
+    precision : {"fp32", "bf16", "fp16"}
+        Arithmetic of the training forward pass and loss. ``"fp32"`` (the
+        default): none changed. ``"bf16"``: ``torch.autocast`` to bfloat16 on
+        the device (CPU, or a CUDA GPU that supports it). ``"fp16"``:
+        autocast to float16 with a ``torch.amp.GradScaler`` (CUDA only),
+        whose state is part of the checkpoint. Parameters, optimizer state and
+        validation stay float32; physinv's networks run their physics (the
+        operator, the FFT filters, the data steps) in float32 inside the
+        autocast region (:func:`physinv.train.amp.float32_physics`). A run
+        resumes only with the precision it was started with.
 
     Notes
     -----
@@ -214,7 +225,7 @@ class Trainer:
                  num_workers: int = 0, device: Any = None, forward: Callable | None = None,
                  step_fn: Callable | None = None, metrics: Mapping[str, Callable] | None = None,
                  val_batch_size: int | None = None, deterministic: bool = False,
-                 distributed: bool = True) -> None:
+                 distributed: bool = True, precision: str = "fp32") -> None:
         _check_arguments(model, train_data, batch_size, epochs, seed, scheduler_interval, clip_grad_norm,
                          early_stopping, checkpoint_every, resume, output_dir)
         if deterministic:
@@ -236,6 +247,8 @@ class Trainer:
         self._setup_processes()
         self.progress = progress and self.rank == 0
         self._place_on_device(device)
+        self.precision = check_precision(precision, self.device)
+        self.scaler = make_grad_scaler(self.precision, self.device)
         seed_everything(seed + self.rank)
         self._wrap_model(model)
         self.optimizer = self._make_optimizer(optimizer, lr)
@@ -332,7 +345,7 @@ class Trainer:
     # ----------------------------------------------------------- checkpoints
     def _state(self) -> dict[str, Any]:
         all_rng = all_gather_object(rng_state(), self.world)
-        return {
+        state = {
             "physinv_checkpoint": CHECKPOINT_VERSION,
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -344,6 +357,11 @@ class Trainer:
             "config": {"seed": self.seed, "batch_size": self.batch_size, "n_train": len(self.train_data),
                        "epochs": self.epochs, "world_size": self.world},
         }
+        if self.precision != "fp32":  # an fp32 checkpoint keeps the keys it always had
+            state["config"]["precision"] = self.precision
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def save_checkpoint(self, name: str = "last.pt") -> str | None:
         """Write the full training state atomically to ``output_dir/name`` (rank 0; collective call).
@@ -388,13 +406,20 @@ class Trainer:
             raise CheckpointError(f"resume: {path} is not a physinv checkpoint (missing keys "
                                   f"{['config.' + k for k in missing]})")
         bad = {k: (cfg[k], v) for k, v in mine.items() if cfg[k] != v}
+        if cfg.get("precision", "fp32") != self.precision:
+            bad["precision"] = (cfg.get("precision", "fp32"), self.precision)
         if bad:
             raise ValueError(f"resume: {path!r} was written by a run with different settings "
                              f"(checkpoint, now): {bad}; exact continuation is impossible")
+        if self.scaler is not None and not isinstance(ck.get("scaler"), Mapping):
+            raise CheckpointError(f"resume: {path} is not a physinv checkpoint of a precision='fp16' run "
+                                  f"(missing key 'scaler')")
         self.module.load_state_dict(ck["model"])
         self.optimizer.load_state_dict(ck["optimizer"])
         if self.scheduler is not None and ck["scheduler"] is not None:
             self.scheduler.load_state_dict(ck["scheduler"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(ck["scaler"])
         for k in ("epoch", "batch_in_epoch", "global_step", "best", "best_epoch", "bad_epochs",
                   "stopped_early", "history"):
             setattr(self, k, ck[k])
@@ -413,10 +438,11 @@ class Trainer:
 
     # --------------------------------------------------------------- training
     def _train_terms(self, batch: Any) -> dict[str, torch.Tensor]:
-        if self.step_fn is not None:
-            return loss_terms(self.step_fn(self.model, batch))
-        pred, target = self.forward(self.model, batch)
-        return loss_terms(self.loss(pred, target))
+        with autocast(self.precision, self.device):  # a no-op context in fp32
+            if self.step_fn is not None:
+                return loss_terms(self.step_fn(self.model, batch))
+            pred, target = self.forward(self.model, batch)
+            return loss_terms(self.loss(pred, target))
 
     def _reduce(self, vals: torch.Tensor) -> torch.Tensor:
         return all_reduce_mean(vals, self.world)
@@ -508,12 +534,21 @@ class Trainer:
                 f"{self.batch_in_epoch + 1}): {bad}; the last checkpoint is from step "
                 f"{self._last_ckpt_step()}")
         self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        if self.scaler is None:
+            terms["loss"].backward()
+        else:  # fp16: scaled loss, gradients unscaled before clipping; a step with inf/nan is skipped
+            self.scaler.scale(terms["loss"]).backward()
+            if self.clip_grad_norm is not None:
+                self.scaler.unscale_(self.optimizer)
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.clip_grad_norm)
         self._begin_update()
         self._last_lr = self._lr()
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
         self.global_step += 1
