@@ -38,10 +38,10 @@ import numpy as np
 import torch
 
 from physinv.bench.deconv import resolve_images, resolve_psf, simulate
-from physinv.deblur import _crop, _mad_sigma, _periodize, _valid_setup, deblur_with_info, periodicity
+from physinv.deblur import _crop, _periodize, _valid_setup, deblur_with_info, periodicity
 from physinv.metrics import psnr
 from physinv.operators import Convolution
-from physinv.solvers import estimate_noise, tv, wiener
+from physinv.solvers import estimate_noise, mad_noise_sigma, tv, wiener
 
 SELECTION = ("astronaut", "brick", "coins")
 HELD_OUT = ("chelsea", "coffee", "moon")
@@ -82,7 +82,7 @@ def _wiener_reflect_pad(y, k, case, pad=32):
         return torch.cat([zl, band], -1).roll(pad, -1).movedim(-1, axis)
 
     yp = ext(ext(y, W, -1), H, -2)
-    s = float(_mad_sigma(y[None])[0])
+    s = float(mad_noise_sigma(y[None])[0])
     x = wiener(Convolution(k, G), yp, s, "power-law", residual=False).x
     return x[pad:pad + H, pad:pad + W]
 
@@ -92,7 +92,7 @@ def _wiener_periodized(y, k, case):
     H, W = y.shape
     pad = max(k.shape) + 8
     yp, off = _periodize(y[None], (H + 2 * pad, W + 2 * pad))
-    s = _mad_sigma(y[None])
+    s = mad_noise_sigma(y[None])
     x = wiener(Convolution(k, tuple(yp.shape[-2:])), yp, s, "power-law", residual=False).x
     return _crop(x, off, (H, W))[0]
 
@@ -102,7 +102,7 @@ def _tv_valid_warm(y, k, case, n_iter=100):
     from physinv.deblur import TV_ALPHA, _map_valid
 
     H, W = y.shape
-    s = _mad_sigma(y[None])
+    s = mad_noise_sigma(y[None])
     xg, info = _map_valid(y[None], k, s, "power-law", 100)
     A, off = _valid_setup(k, (H, W), y.device)
     top, left = info["offset"][0] - off[0], info["offset"][1] - off[1]
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
                     truth, y = simulate(scene, k, noise, data, args.size, args.margin, g)
                     gcv = float(estimate_noise(Convolution(k, tuple(y.shape)), y))
                     sig.append({"image": src.name, "psf": spec, "noise": noise, "data": data,
-                                "mad": float(_mad_sigma(y[None])[0]) / noise, "gcv": gcv / noise})
+                                "mad": float(mad_noise_sigma(y[None])[0]) / noise, "gcv": gcv / noise})
                     row = {"image": src.name, "psf": spec, "noise": noise, "data": data,
                            "periodicity": periodicity(y.numpy())}
                     for name in args.methods:

@@ -70,7 +70,7 @@ import torch
 
 from . import psf as _psf
 from .operators import Convolution
-from .solvers import cgls, pnp, richardson_lucy, signal_power, tikhonov, tv, wiener
+from .solvers import cgls, mad_noise_sigma, pnp, richardson_lucy, signal_power, tikhonov, tv, wiener
 from .spectrum import fast_fft_length
 
 __all__ = [
@@ -140,7 +140,6 @@ _SUPPORTED: dict[str, tuple[str, ...]] = {
 }
 _AUTO_BOUNDARY = {"wiener": "valid", "tikhonov": "valid", "tv": "valid", "cgls": "valid",
                   "richardson_lucy": "reflect", "pnp": "valid"}
-_MAD_NORMAL = 0.6744897501960817  # median of |N(0, 1)|
 _MAP_TOL = 1e-6
 _FLOAT_RANGE = 1.5
 
@@ -213,14 +212,6 @@ def _crop(x: torch.Tensor, off: tuple[int, int], shape: tuple[int, int]) -> torc
     return x[..., off[0]:off[0] + shape[0], off[1]:off[1] + shape[1]]
 
 
-def _mad_sigma(y: torch.Tensor) -> torch.Tensor:
-    """MAD noise estimate per leading index of ``y (B, H, W)`` (see :func:`estimate_noise_sigma`)."""
-    H, W = y.shape[-2:]
-    z = y[..., : H // 2 * 2, : W // 2 * 2]
-    d = (z[..., 0::2, 0::2] - z[..., 0::2, 1::2] - z[..., 1::2, 0::2] + z[..., 1::2, 1::2]) / 2
-    return d.abs().flatten(-2).median(dim=-1).values / _MAD_NORMAL
-
-
 # ----------------------------------------------------------------- public helpers
 def estimate_noise_sigma(image: Any) -> float | np.ndarray:
     """Standard deviation of white noise in an image, from the image alone.
@@ -255,7 +246,7 @@ def estimate_noise_sigma(image: Any) -> float | np.ndarray:
     0.02
     """
     y, _ = _as_working(image, "image")
-    s = _mad_sigma(y).numpy()
+    s = mad_noise_sigma(y).numpy()
     return float(s[0]) if np.asarray(image).ndim == 2 else s
 
 
@@ -346,7 +337,7 @@ def _noise(noise_sigma: Any, y: torch.Tensor) -> tuple[torch.Tensor, str]:
     if isinstance(noise_sigma, str):
         if noise_sigma != "auto":
             raise ValueError(f"noise_sigma must be 'auto' or a number > 0, got {noise_sigma!r}")
-        s = _mad_sigma(y)
+        s = mad_noise_sigma(y)
         # an exactly noise-free image (e.g. synthetic) still needs a positive sigma for the rules
         floor = 1e-6 * y.abs().flatten(1).amax(1).clamp_min(1e-12)
         return torch.maximum(s, floor), "estimated"

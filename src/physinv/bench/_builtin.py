@@ -6,7 +6,7 @@ rule its label names. Two noise-level estimators are used:
 - GCV (:func:`physinv.solvers.estimate_noise`): the residual of the GCV
   Tikhonov fit over its effective degrees of freedom, through the circular
   model's Fourier factorization (for the closed-form filters).
-- MAD (:func:`mad_noise_sigma`): the median absolute value of the finest
+- MAD (:func:`physinv.solvers.mad_noise_sigma`): the median absolute value of the finest
   diagonal Haar wavelet coefficients of ``y`` over 0.6745 (Donoho and
   Johnstone, "Ideal spatial adaptation by wavelet shrinkage", Biometrika
   1994), which needs no model of the border (for the iterative solvers, on
@@ -40,6 +40,7 @@ from ..solvers import (
     tv,
     wiener,
 )
+from ..solvers import mad_noise_sigma as solvers_mad_noise_sigma
 from .methods import Problem, register
 
 __all__ = ["mad_noise_sigma", "ALPHA_WAVELET", "ALPHA_TV", "N_ITER"]
@@ -55,12 +56,7 @@ _WAVELET = ("db4", 4)
 
 
 def mad_noise_sigma(y: torch.Tensor) -> float:
-    """Noise standard deviation from the data: ``median(|d|) / 0.6745`` over finest diagonal Haar details.
-
-    ``d = (y[2i,2j] - y[2i,2j+1] - y[2i+1,2j] + y[2i+1,2j+1]) / 2`` is the
-    orthonormal Haar HH coefficient: white noise of variance ``sigma^2``
-    gives coefficients of variance ``sigma^2``, while a blurred image has
-    almost no energy there. Needs no model of the image border.
+    """:func:`physinv.solvers.mad_noise_sigma` of one 2-D frame, as a float.
 
     Examples
     --------
@@ -70,12 +66,9 @@ def mad_noise_sigma(y: torch.Tensor) -> float:
     >>> abs(mad_noise_sigma(y) / 0.02 - 1) < 0.05
     True
     """
-    if not isinstance(y, torch.Tensor) or y.dim() != 2 or min(y.shape) < 2:
-        raise ValueError(f"y must be a 2-D tensor of at least 2 x 2, got {getattr(y, 'shape', type(y))}")
-    h, w = (y.shape[0] // 2) * 2, (y.shape[1] // 2) * 2
-    z = y[:h, :w]
-    d = (z[0::2, 0::2] - z[0::2, 1::2] - z[1::2, 0::2] + z[1::2, 1::2]) / 2
-    return float(d.abs().median()) / 0.6744897501960817
+    if not isinstance(y, torch.Tensor) or y.dim() != 2:
+        raise ValueError(f"y must be a 2-D tensor, got {getattr(y, 'shape', type(y))}")
+    return float(solvers_mad_noise_sigma(y))
 
 
 def _quiet(fn, *args, **kwargs):

@@ -17,7 +17,7 @@ silently wrong result.
 
 from .fbp import fbp, filter_sinogram, ramp_filter
 from .iterative import cgls, landweber, landweber_step, richardson_lucy
-from .parameter import choose_lambda, estimate_noise
+from .parameter import choose_lambda, estimate_noise, mad_noise_sigma
 from .pnp import pnp, pnp_schedule, quadratic_data_step
 from .result import MAX_GAIN, IllConditionedWarning, SolverResult
 from .sparse import fista, ista, ista_step, soft_threshold
@@ -27,7 +27,7 @@ from .tv import tv, tv_norm
 __all__ = [
     "SolverResult", "IllConditionedWarning", "MAX_GAIN",
     "tikhonov", "tsvd", "wiener", "spectral_filter", "signal_power", "choose_lambda",
-    "estimate_noise",
+    "estimate_noise", "mad_noise_sigma",
     "landweber", "cgls", "richardson_lucy", "ista", "fista", "soft_threshold", "tv", "tv_norm",
     "landweber_step", "ista_step",
     "fbp", "ramp_filter", "filter_sinogram", "pnp", "pnp_schedule", "quadratic_data_step",
