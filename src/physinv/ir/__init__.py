@@ -5,6 +5,11 @@
 * :mod:`physinv.ir.camera`: :class:`Camera` (Boson and Tau 2 classes) and :func:`simulate`.
 * :mod:`physinv.ir.calibration`: counts, radiance and temperature; two-point and scene-based NUC; drift.
 * :mod:`physinv.ir.io`: physinv's IR HDF5 files, FLIR ADAS folders, folders of 16-bit frames.
+* :mod:`physinv.ir.pipeline`: :class:`Pipeline`: counts -> radiance -> restoration with any physinv
+  method -> temperature -> hot-object mask, and its metrics.
+* :mod:`physinv.ir.segment`: Otsu thresholding in torch and a small trainable segmentation head.
+* :mod:`physinv.ir.bench`: the ``physinv ir bench`` study (classical, physics-constrained and
+  data-driven pipelines at three noise levels, and a learning curve of Dice).
 """
 
 from .calibration import (
@@ -28,7 +33,9 @@ from .physics import (
     radiance_to_temperature,
     spectral_radiance,
 )
+from .pipeline import Pipeline, PipelineResult, RadianceScale, Reconstruct, train_spectral
 from .scene import SHAPES, Scene, flat_scene, make_scene
+from .segment import SegmentationHead, otsu_threshold, segment_otsu, train_segmentation_head
 
 __all__ = [
     "band_radiance", "band_radiance_derivative", "radiance_to_temperature", "spectral_radiance",
@@ -36,5 +43,6 @@ __all__ = [
     "simulate", "drifted_offset", "heat_diffusion_sigma", "counts_to_radiance", "radiance_to_counts",
     "counts_to_temperature", "temperature_to_counts", "NUC", "two_point_nuc", "fit_offset_drift",
     "scene_based_nuc", "SceneNUC", "save_ir", "load_ir", "IRFileError", "read_flir_adas", "FlirAdas",
-    "read_frames", "read_image",
+    "read_frames", "read_image", "Pipeline", "PipelineResult", "RadianceScale", "Reconstruct",
+    "train_spectral", "SegmentationHead", "otsu_threshold", "segment_otsu", "train_segmentation_head",
 ]
