@@ -125,7 +125,7 @@ def _handle_simulate(args: argparse.Namespace) -> int:
     from ..ir.camera import simulate
     from ..ir.io import save_ir
 
-    cam = camera_for(args.camera, args.size)
+    cam = camera_for(args.camera, args.size) if args.size else camera_for(args.camera, (512, 640))
     frames = simulate(args.frames, cam, seed=args.seed, noise_scale=args.noise_scale, fpn=args.fpn,
                       drift=args.drift)
     path = save_ir(args.out, frames, metadata={"command": "physinv ir simulate", "seed": args.seed,
@@ -147,8 +147,9 @@ def _add_simulate(sub: Any, common: dict[str, argparse.ArgumentParser]) -> None:
                        "physinv's IR HDF5 layout.")
     p.add_argument("--out", metavar="FILE.h5", type=_h5_path, required=True, help="HDF5 file to write")
     p.add_argument("--frames", metavar="N", type=positive_int, default=4, help="number of frames (default 4)")
-    p.add_argument("--size", metavar="HxW", type=shape_type, default=(128, 160),
-                   help="detector rows x columns (default 128x160; the cameras have 512x640)")
+    p.add_argument("--size", metavar="HxW", type=shape_type, default=None,
+                   help="detector rows x columns (default: the camera's own, 512x640; 128x160 is a quick "
+                   "choice for trying the pipeline)")
     p.add_argument("--camera", choices=("boson", "tau2"), default="boson",
                    help="camera preset: FLIR Boson (12 um, 40 mK) or Tau 2 (17 um, 50 mK) class "
                    "(default boson)")
