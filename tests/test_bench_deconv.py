@@ -355,3 +355,50 @@ def test_every_learned_method_trains_and_reconstructs(name, boundary):
     out = method.fn(p)
     x = out[0] if isinstance(out, tuple) else out
     assert x.shape == (size, size) and x.dtype == torch.float64 and bool(torch.isfinite(x).all())
+
+
+# -------------------------------------------------------- HDF5 datasets as pictures
+def _h5_set(tmp_path, name="set.h5", n=4, shape=(48, 48)):
+    from physinv.data import random_phantom, save_dataset
+
+    x = np.stack([random_phantom(shape, seed=k) for k in range(n)])
+    return save_dataset(tmp_path / name, (x, x), noise_sigma=0.0), x
+
+
+def test_hdf5_dataset_samples_as_test_images(tmp_path):
+    f, x = _h5_set(tmp_path)
+    srcs = deconv.resolve_images([f])
+    assert [s.name for s in srcs] == [f"set.h5[{i}]" for i in range(4)]
+    assert [s.name for s in deconv.resolve_images([f + ":1-2"])] == ["set.h5[1]", "set.h5[2]"]
+    assert [s.name for s in deconv.resolve_images([f + ":3,0"])] == ["set.h5[3]", "set.h5[0]"]
+    # the scene of sample 2 is the stored ground truth, resized like any picture
+    assert np.array_equal(srcs[2].load(48), splits.square_picture(x[2], 48))
+    res = deconv.run(tiny(images=(f + ":0-1", "moon"), methods=("blurred", "wiener-powerlaw")),
+                     tmp_path / "out", progress=False)
+    assert {r["image"] for r in res.rows} == {"set.h5[0]", "set.h5[1]", "moon"}
+    assert {r["split"] for r in res.rows if r["image"].startswith("set.h5")} == {"other"}
+    with open(tmp_path / "out" / "results.csv", newline="") as fh:
+        names = {r["image"] for r in csv.DictReader(fh)}
+    assert {"set.h5[0]", "set.h5[1]"} <= names
+    # the CLI takes the same specs
+    assert main(_cli(tmp_path / "cli", "--images", f + ":3", "--methods", "blurred")) == 0
+    with open(tmp_path / "cli" / "results.csv", newline="") as fh:
+        assert {r["image"] for r in csv.DictReader(fh)} == {"moon", "set.h5[3]"}
+
+
+def test_hdf5_dataset_errors_name_the_file(tmp_path, capsys):
+    from physinv.data import save_dataset
+
+    f, _ = _h5_set(tmp_path, n=2)
+    vol = save_dataset(tmp_path / "vol.h5", (np.zeros((2, 2, 8, 8)), np.zeros((2, 2, 8, 8))), noise_sigma=0.0)
+    bright = save_dataset(tmp_path / "bright.h5", (np.full((1, 40, 40), 2.0), np.full((1, 40, 40), 2.0)),
+                          noise_sigma=0.0)
+    for spec, word in ((vol, r"images: .*vol\.h5.*2-D"), (f + ":2", "out of range"),
+                       (f + ":x", "select must be"), (str(tmp_path / "no.h5"), "no such dataset file")):
+        with pytest.raises(ValueError, match=word):
+            deconv.resolve_images([spec])
+    with pytest.raises(ValueError, match=r"bright\.h5\[0\].*outside \[0, 1\]"):
+        deconv.run(tiny(images=(bright,), methods=("blurred",)), tmp_path / "o", progress=False)
+    with pytest.raises(SystemExit) as e:
+        main(_cli(tmp_path / "cli", "--images", f + ":5"))
+    assert e.value.code == 2 and "--images" in capsys.readouterr().err

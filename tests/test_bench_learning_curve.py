@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from physinv.bench import learning_curve as lc
-from physinv.bench._cells import CellStore, Shard
+from physinv.bench._cells import Cell, CellStore, Shard
 
 TINY = dict(problems=("blur", "radon"), methods=("spectral", "landweber", "unet"), sizes=(2, 3), seeds=(0,),
             size=16, n_test=1, steps=3, classical=("fbp", "tikhonov-gcv"), threads=1)
@@ -164,3 +164,54 @@ def test_quick_study_both_problems(tmp_path):
     assert {r["problem"] for r in rows} == {"blur", "radon"}
     assert {int(r["seed"]) for r in rows if r["family"] != "classical"} == {0, 1}
     assert (tmp_path / "figures" / "learning_curve_radon.png").exists()
+
+
+def test_image_side_defaults_per_problem_and_size_overrides_both(capsys):
+    cfg = lc.LearningCurveConfig(problems=("blur", "radon"), sizes=(4,), seeds=(0,))
+    assert cfg.size is None and cfg.size_for("blur") == 64 and cfg.size_for("radon") == 128
+    sides = {c.config["problem"]: c.config["size"] for c in lc.make_cells(cfg)}
+    assert sides == {"blur": 64, "radon": 128}
+    fixed = lc.LearningCurveConfig(problems=("blur", "radon"), sizes=(4,), seeds=(0,), size=32)
+    assert {c.config["size"] for c in lc.make_cells(fixed)} == {32}
+    assert lc.LearningCurveConfig(**lc.QUICK).size_for("radon") == lc.QUICK["size"] <= 32
+    with pytest.raises(ValueError, match="^size:"):
+        lc.LearningCurveConfig(size=4)
+    from physinv.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "learning-curve", "--help"])
+    assert e.value.code == 0
+    assert "128 for radon" in " ".join(capsys.readouterr().out.split())
+
+
+def test_ct_cells_name_their_phantoms_and_blur_cells_do_not():
+    cells = lc.make_cells(lc.LearningCurveConfig(**TINY))
+    for c in cells:
+        if c.config["problem"] == "radon":
+            assert c.config["phantoms"] == lc.CT_PHANTOMS
+            legacy = {k: v for k, v in c.config.items() if k != "phantoms"}
+            assert Cell(legacy).id != c.id  # cells from other phantoms are never read back
+        else:
+            assert "phantoms" not in c.config
+    radon = next(c for c in cells if c.config["problem"] == "radon")
+    other = dict(radon.config, phantoms={**lc.CT_PHANTOMS, "version": 0})
+    with pytest.raises(ValueError, match="CT phantoms"):
+        lc.compute_cell(Cell(other))
+
+
+def test_ct_images_are_random_ellipses_with_disjoint_seeds():
+    import numpy as np
+    import torch
+
+    from physinv.bench import splits
+    from physinv.data import random_ellipses
+
+    test = lc._test_images("radon", 16, 2)
+    for k, x in enumerate(test):
+        assert np.array_equal(x, random_ellipses(16, seed=splits.TEST_PHANTOM_SEED_OFFSET + k))
+    train = lc._train_images("radon", 16, 3, seed=2)
+    for k, x in enumerate(train):
+        assert np.array_equal(x, random_ellipses(16, seed=2 * 10_000 + k))
+    assert not any(np.array_equal(a, b) for a in train for b in test)
+    d = lc._Data("radon", 16, 2, 0)  # the phantoms already vanish outside the disc the scan sees
+    assert torch.equal(d.x_test, torch.as_tensor(np.stack(test), dtype=torch.float32))

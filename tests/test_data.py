@@ -284,3 +284,77 @@ def test_docs_data_examples_run():
     assert len(runnable) == 2
     for code in runnable:
         exec(compile(code, "docs/data.md", "exec"), {})
+
+
+# ------------------------------------------------------- random-ellipse phantoms
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31), h=st.integers(2, 48), w=st.integers(2, 48), k=st.integers(1, 80))
+def test_random_ellipses_range_disc_and_determinism(seed, h, w, k):
+    from physinv.data import inscribed_disc, random_ellipses
+
+    x = random_ellipses((h, w), seed=seed, n_ellipses=k)
+    assert x.shape == (h, w) and x.dtype == np.float64
+    assert float(x.min()) == 0.0 and float(x.max()) == 1.0  # divided by its maximum after clipping at 0
+    assert (x[~inscribed_disc((h, w))] == 0).all()
+    assert (random_ellipses((h, w), seed=seed, n_ellipses=k) == x).all()
+
+
+def test_random_ellipses_disc_is_the_radon_disc_and_seeds_differ():
+    from physinv.data import inscribed_disc, random_ellipses
+    from physinv.operators import Radon
+
+    for n in (16, 33, 64):
+        assert (Radon(n, 4).circle_mask().numpy() == inscribed_disc(n)).all()
+    a, b = random_ellipses(64, seed=0), random_ellipses(64, seed=1)
+    assert not np.array_equal(a, b)
+    # many overlapping ellipses: a good part of the disc is covered, with many grey levels
+    assert 0.2 < float((a > 0).mean()) < 0.95 and len(np.unique(a)) > 20
+    # one ellipse: at most two values inside the disc (the ellipse is 1, the rest 0)
+    assert set(np.unique(random_ellipses(32, seed=5, n_ellipses=1))) <= {0.0, 1.0}
+
+
+def test_random_ellipses_bad_arguments():
+    from physinv.data import random_ellipses
+
+    with pytest.raises(ValueError, match="n_ellipses"):
+        random_ellipses(16, n_ellipses=0)
+    with pytest.raises(ValueError, match="n_ellipses"):
+        random_ellipses(16, n_ellipses=2.5)
+    with pytest.raises(ValueError, match="size"):
+        random_ellipses(0)
+    with pytest.raises(TypeError, match="seed"):
+        random_ellipses(16, seed=-1)
+
+
+# ---------------------------------------------------- HDF5 datasets as pictures
+def test_load_h5_images_names_values_and_selection(tmp_path):
+    from physinv.data import load_h5_images, save_dataset
+
+    x = np.random.default_rng(0).random((6, 8, 9))
+    f = save_dataset(tmp_path / "set.h5", (2 * x, x), noise_sigma=0.0)
+    every = load_h5_images(f)
+    assert list(every) == [f"set.h5[{i}]" for i in range(6)]
+    assert all(np.array_equal(every[f"set.h5[{i}]"], x[i]) for i in range(6))
+    assert all(v.dtype == np.float64 for v in every.values())
+    assert list(load_h5_images(f, "0-2,5")) == ["set.h5[0]", "set.h5[1]", "set.h5[2]", "set.h5[5]"]
+    assert list(load_h5_images(f, 4)) == ["set.h5[4]"]
+    assert list(load_h5_images(f, [3, 1])) == ["set.h5[3]", "set.h5[1]"]
+    for bad, word in (("6", "out of range"), ("2-1", "backwards"), ("a", "select must be"), ("", "select"),
+                      ("1,1", "more than once"), ([], "no sample"), (1.5, "select must be")):
+        with pytest.raises(ValueError, match=word):
+            load_h5_images(f, bad)
+
+
+def test_load_h5_images_refuses_non_2d_samples_and_other_files(tmp_path):
+    from physinv.data import DatasetFileError, load_h5_images, save_dataset
+
+    x = np.zeros((2, 3, 4, 4))
+    f = save_dataset(tmp_path / "vol.h5", (x, x), noise_sigma=0.0)
+    with pytest.raises(ValueError, match=r"vol\.h5.*shape \(3, 4, 4\).*2-D"):
+        load_h5_images(f)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5")
+    with pytest.raises(DatasetFileError, match="junk.h5"):
+        load_h5_images(junk)
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        load_h5_images(tmp_path / "missing.h5")

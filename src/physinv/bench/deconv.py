@@ -119,7 +119,10 @@ class DeconvConfig:
     images : tuple of str
         Bundled picture names (:mod:`physinv.bench.splits`), ``phantom:K``
         (a generated piecewise-constant test phantom), image files (PNG, TIFF,
-        NPY, JPEG) or folders of them.
+        NPY, JPEG) or folders of them, or physinv HDF5 datasets
+        (``data.h5`` for the ground truth ``x`` of every sample,
+        ``data.h5:3`` or ``data.h5:0-9,12`` for a selection; see
+        :func:`resolve_images`).
     psfs : tuple of str
         PSF specs (``gaussian:1.6``, ``motion:15,30``, ``disk:4``,
         ``airy:2``) or PSF files (NPY, PNG, TIFF), see
@@ -252,12 +255,13 @@ class ImageSource:
     """One test picture: display name, where it comes from, and how to load it."""
 
     name: str
-    source: str  # "skimage", "phantom" or "file"
+    source: str  # "skimage", "phantom", "file" or "h5"
     ref: str  # picture name, phantom seed, or file path
+    index: int | None = None  # sample of an "h5" dataset
 
     @property
     def split(self) -> str:
-        if self.source == "file":
+        if self.source in ("file", "h5"):
             return "other"
         return splits.split_of(self.name)
 
@@ -275,29 +279,75 @@ class ImageSource:
 
             ph = random_phantom(side, "piecewise_constant", seed=int(self.ref))
             return np.asarray(ph, dtype=np.float64)
-        from ..data.images import load_image
+        if self.source == "h5":
+            from ..data.images import load_h5_images
 
-        img = load_image(self.ref)
+            img = next(iter(load_h5_images(self.ref, [self.index]).values()))
+            where = f"{self.ref}[{self.index}]"
+        else:
+            from ..data.images import load_image
+
+            img = load_image(self.ref)
+            where = self.ref
         lo, hi = float(img.min()), float(img.max())
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"images: {self.ref!r} has values in [{lo:.4g}, {hi:.4g}], outside [0, 1]; "
+            raise ValueError(f"images: {where!r} has values in [{lo:.4g}, {hi:.4g}], outside [0, 1]; "
                              "rescale it first")
         return splits.square_picture(img, side)
 
 
 _IMAGE_EXTS = (".png", ".tif", ".tiff", ".npy", ".jpg", ".jpeg")
+_H5_EXTS = (".h5", ".hdf5")
+_H5_SPEC = re.compile(r"(?P<path>.+\.(?:h5|hdf5))(?::(?P<select>.*))?", re.IGNORECASE)
+
+
+def _h5_sources(path: str, select: str | None) -> list[ImageSource]:
+    """One source per selected sample of a physinv HDF5 dataset (its ground truth ``x``)."""
+    from ..data.hdf5 import H5Dataset
+    from ..data.images import _parse_selection
+
+    try:
+        with H5Dataset(path) as ds:
+            n, shape = len(ds), tuple(ds.x_shape)
+    except ValueError as e:  # DatasetFileError names the file
+        raise ValueError(f"images: {e}") from None
+    if len(shape) != 2:
+        raise ValueError(f"images: {path}: the ground-truth samples x have shape {shape}; only 2-D images "
+                         "can be test pictures")
+    try:
+        idx = _parse_selection(select, n, path)
+    except ValueError as e:
+        raise ValueError(f"images: {e}") from None
+    base = os.path.basename(path)
+    return [ImageSource(f"{base}[{i}]", "h5", path, i) for i in idx]
 
 
 def resolve_images(specs: Sequence[str]) -> list[ImageSource]:
     """Turn ``images`` entries into :class:`ImageSource` objects (folders expand to their image files).
 
-    Raises a ``ValueError`` naming ``images`` for an unknown name or an
-    empty folder.
+    An entry is a bundled picture name, ``phantom:K``, an image file or a
+    folder of them (PNG, TIFF, NPY, JPEG; named by the file name without
+    its extension), or a physinv HDF5 dataset (``.h5`` / ``.hdf5``, written
+    by :func:`physinv.data.save_dataset`): ``data.h5`` takes the ground
+    truth ``x`` of every sample, ``data.h5:3`` one sample and
+    ``data.h5:0-9,12`` indices and inclusive ranges (from 0); the pictures
+    are named ``data.h5[3]``.  Dataset samples must be 2-D.  Folders are
+    expanded to image files only, not to datasets.
+
+    Raises a ``ValueError`` naming ``images`` for an unknown name, an
+    empty folder, a file that is not a physinv dataset, samples that are not
+    2-D or a selection out of range.
 
     Examples
     --------
     >>> [s.source for s in resolve_images(["moon", "phantom:2"])]
     ['skimage', 'phantom']
+    >>> import os, tempfile, numpy as np
+    >>> from physinv.data import save_dataset
+    >>> x = np.random.default_rng(0).random((5, 8, 8))
+    >>> f = save_dataset(os.path.join(tempfile.mkdtemp(), "d.h5"), (x, x), noise_sigma=0.0)
+    >>> [s.name for s in resolve_images([f + ":1-2,4"])]
+    ['d.h5[1]', 'd.h5[2]', 'd.h5[4]']
     """
     from ..data.images import SKIMAGE_IMAGES, available_skimage_images
 
@@ -309,9 +359,14 @@ def resolve_images(specs: Sequence[str]) -> list[ImageSource]:
             if not files:
                 raise ValueError(f"images: folder {spec!r} holds no {'/'.join(_IMAGE_EXTS)} files")
             out.extend(ImageSource(os.path.splitext(os.path.basename(f))[0], "file", f) for f in files)
+        elif (m := _H5_SPEC.fullmatch(spec)) is not None:
+            path = m.group("path")
+            if not os.path.isfile(path):
+                raise ValueError(f"images: no such dataset file {path!r}")
+            out.extend(_h5_sources(path, m.group("select")))
         elif os.path.isfile(spec):
             if not spec.lower().endswith(_IMAGE_EXTS):
-                raise ValueError(f"images: {spec!r} is not a {'/'.join(_IMAGE_EXTS)} file")
+                raise ValueError(f"images: {spec!r} is not a {'/'.join(_IMAGE_EXTS + _H5_EXTS)} file")
             out.append(ImageSource(os.path.splitext(os.path.basename(spec))[0], "file", spec))
         elif spec.startswith("phantom:"):
             k = spec.split(":", 1)[1]
@@ -323,8 +378,8 @@ def resolve_images(specs: Sequence[str]) -> list[ImageSource]:
         else:
             real = splits.IMAGE_ALIASES.get(spec, spec)
             if real not in SKIMAGE_IMAGES:
-                raise ValueError(f"images: {spec!r} is not a bundled picture, phantom:K, file or folder; "
-                                 f"bundled: {sorted(have)}")
+                raise ValueError(f"images: {spec!r} is not a bundled picture, phantom:K, file, folder "
+                                 f"or .h5 dataset; bundled: {sorted(have)}")
             if real not in have:
                 raise ValueError(f"images: {spec!r} is not bundled with the installed scikit-image")
             out.append(ImageSource(spec, "skimage", spec))

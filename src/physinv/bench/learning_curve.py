@@ -8,9 +8,11 @@ A study is a grid of cells *problem x method x training-set size N x seed*
     pictures: training pictures from :data:`physinv.bench.splits.TRAIN_IMAGES`
     (then textured phantoms), tested on :data:`physinv.bench.splits.TEST_IMAGES`.
 ``radon``
-    Sparse-view CT: random phantoms (:func:`physinv.data.images.random_phantom`),
-    30 parallel-beam angles, white noise of 2.5 % of the mean absolute
-    sinogram value; test phantoms use seeds from
+    Sparse-view CT at 128 x 128 by default: random-ellipse phantoms
+    (:func:`physinv.data.images.random_ellipses`, up to 70 ellipses with
+    signed intensities, zero outside the inscribed disc), 30 parallel-beam
+    angles, white noise of 2.5 % of the mean absolute sinogram value; test
+    phantoms use seeds from
     :data:`physinv.bench.splits.TEST_PHANTOM_SEED_OFFSET` on, training ones
     lie below it.
 
@@ -50,7 +52,8 @@ from . import provenance, splits
 from ._cells import Cell, CellStore, Shard, run_cells
 from ._report import markdown_table, save_figure, write_csv, write_json, write_text
 
-__all__ = ["STUDY", "PROBLEMS", "PHYSICS", "DATA_DRIVEN", "CLASSICAL", "DEFAULT_SIZES", "QUICK",
+__all__ = ["STUDY", "PROBLEMS", "PHYSICS", "DATA_DRIVEN", "CLASSICAL", "DEFAULT_SIZES", "IMAGE_SIZES",
+           "CT_PHANTOMS", "QUICK",
            "LearningCurveConfig", "LearningCurveResults", "make_cells", "compute_cell", "run",
            "rows_from_records", "summarize", "goals", "report", "CSV_COLUMNS"]
 
@@ -64,6 +67,11 @@ DATA_DRIVEN = {"blur": ("unet", "dncnn"), "radon": ("unet", "dncnn", "fbp-unet")
 #: Classical baselines (horizontal lines) per problem.
 CLASSICAL = {"blur": ("tikhonov-gcv", "tv", "wiener-oracle"), "radon": ("fbp", "tv")}
 DEFAULT_SIZES = (4, 8, 16, 32, 64, 128, 256)
+#: Default image side per problem (``size=None``); an explicit ``size`` applies to every problem.
+IMAGE_SIZES: dict[str, int] = {"blur": 64, "radon": 128}
+#: Phantom source of the CT problem (part of its cells' configuration, so cells made from other
+#: phantoms are never reused).
+CT_PHANTOMS: dict[str, Any] = {"generator": "random_ellipses", "n_ellipses": 70, "version": 1}
 #: The ``--quick`` configuration.
 QUICK: dict[str, Any] = {"problems": ("blur", "radon"), "sizes": (4, 16), "seeds": (0, 1), "size": 32,
                          "n_test": 2, "steps": 25, "methods": ("spectral", "landweber", "unet", "fbp-unet"),
@@ -100,8 +108,9 @@ class LearningCurveConfig:
         Training-set sizes N.
     seeds : tuple of int
         Seeds (training images beyond the bundled pictures, noise, initialisation).
-    size : int
-        Image side (the CT protocol uses 128).
+    size : int, optional
+        Image side for every problem; ``None`` (default) takes each
+        problem's own default (:data:`IMAGE_SIZES`: 64 for blur, 128 for CT).
     n_test : int
         Test images per problem (fixed set, fixed noise).
     steps : int
@@ -123,7 +132,7 @@ class LearningCurveConfig:
     methods: tuple[str, ...] | None = None
     sizes: tuple[int, ...] = DEFAULT_SIZES
     seeds: tuple[int, ...] = (0, 1, 2)
-    size: int = 64
+    size: int | None = None
     n_test: int = 6
     steps: int = 400
     budget: str = "steps"
@@ -155,6 +164,8 @@ class LearningCurveConfig:
                 raise ValueError(f"classical: unknown {bad}; choose from {sorted(kc)}")
         for name, low in (("size", 8), ("n_test", 1), ("steps", 1), ("epochs", 1), ("batch", 1)):
             v = getattr(self, name)
+            if name == "size" and v is None:
+                continue
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
                 raise ValueError(f"{name}: must be an int >= {low}, got {v!r}")
         for name in ("sizes", "seeds"):
@@ -172,6 +183,18 @@ class LearningCurveConfig:
             raise ValueError(f"budget: must be 'steps' or 'epochs', got {self.budget!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr: must be a positive number, got {self.lr!r}")
+
+    def size_for(self, problem: str) -> int:
+        """Image side of ``problem``: ``size``, or the problem's default (:data:`IMAGE_SIZES`).
+
+        Examples
+        --------
+        >>> LearningCurveConfig().size_for("radon"), LearningCurveConfig(size=32).size_for("radon")
+        (128, 32)
+        """
+        if problem not in PROBLEMS:
+            raise ValueError(f"problem: must be one of {PROBLEMS}, got {problem!r}")
+        return IMAGE_SIZES[problem] if self.size is None else self.size
 
     def methods_for(self, problem: str) -> tuple[str, ...]:
         allm = PHYSICS[problem] + DATA_DRIVEN[problem]
@@ -216,17 +239,20 @@ def _test_images(problem: str, size: int, n: int) -> list[np.ndarray]:
         for k in range(n):
             out.append(splits.square_picture(skimage_image(names[k % len(names)]), size))
         return out
-    from ..data.images import random_phantom
+    from ..data.images import random_ellipses
 
-    return [random_phantom(size, seed=splits.TEST_PHANTOM_SEED_OFFSET + k) for k in range(n)]
+    k_max = CT_PHANTOMS["n_ellipses"]
+    offset = splits.TEST_PHANTOM_SEED_OFFSET
+    return [random_ellipses(size, seed=offset + k, n_ellipses=k_max) for k in range(n)]
 
 
 def _train_images(problem: str, size: int, n: int, seed: int) -> list[np.ndarray]:
     if problem == "blur":
         return splits.training_images(size, n=n, seed=seed)[0]
-    from ..data.images import random_phantom
+    from ..data.images import random_ellipses
 
-    return [random_phantom(size, seed=seed * 10_000 + k) for k in range(n)]
+    return [random_ellipses(size, seed=seed * 10_000 + k, n_ellipses=CT_PHANTOMS["n_ellipses"])
+            for k in range(n)]
 
 
 def _noise_sigma(problem: str, y: torch.Tensor) -> torch.Tensor:
@@ -252,7 +278,7 @@ class _Data:
     def __init__(self, problem: str, size: int, n_test: int, seed: int) -> None:
         self.problem = problem
         self.A = _operator(problem, size)
-        # CT phantoms are cut to the disc that every angle sees (as in the standard ellipse data)
+        # CT phantoms are zero outside the disc that every angle sees; the mask keeps that explicit
         self.mask = (self.A.circle_mask().to(torch.float32) if problem == "radon"
                      else torch.ones(size, size))
         x = torch.as_tensor(np.stack(_test_images(problem, size, n_test)), dtype=torch.float32) * self.mask
@@ -374,6 +400,9 @@ def compute_cell(cell: Cell) -> dict[str, Any]:
     """Train (for a learned method) and evaluate one cell; a JSON-able result."""
     c = cell.config
     problem, method = c["problem"], c["method"]
+    if problem == "radon" and c.get("phantoms") != CT_PHANTOMS:
+        raise ValueError(f"cell: CT phantoms {c.get('phantoms')!r} are not the ones this version makes "
+                         f"({CT_PHANTOMS!r})")
     d = _Data.get(problem, c["size"], c["n_test"], c["test_seed"])
     if c["family"] == "classical":
         t0 = time.perf_counter()
@@ -410,8 +439,10 @@ def compute_cell(cell: Cell) -> dict[str, Any]:
 def make_cells(config: LearningCurveConfig) -> list[Cell]:
     """The cells of a study (classical baselines first, then learned cells by N, method, seed)."""
     cells = []
-    base = {"size": config.size, "n_test": config.n_test, "test_seed": config.seed}
     for problem in config.problems:
+        base = {"size": config.size_for(problem), "n_test": config.n_test, "test_seed": config.seed}
+        if problem == "radon":
+            base["phantoms"] = dict(CT_PHANTOMS)
         for m in config.classical_for(problem):
             cells.append(Cell({**base, "problem": problem, "method": m, "family": "classical"}))
         for n in config.sizes:
@@ -616,7 +647,8 @@ def run(config: LearningCurveConfig, out: str | os.PathLike, *, force: bool = Fa
     records = [r for r in (store.load(c) for c in cells) if r is not None]
     prov = provenance.collect({k: v for k, v in asdict(config).items()}, device=config.device,
                               threads=config.threads, seed=config.seed, argv=argv,
-                              extra={"study": STUDY, "budget": config.budget_text()})
+                              extra={"study": STUDY, "budget": config.budget_text(),
+                                     "image_size": {p: config.size_for(p) for p in config.problems}})
     if dist and not rank0:
         res = LearningCurveResults(rows=rows_from_records(records), table="", goals=[], paths={},
                                    budget=config.budget_text())

@@ -150,8 +150,11 @@ def add_deconv(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> N
     p.add_argument("--noise", metavar="SIGMA", type=positive_float, action="extend", nargs="+", default=None,
                    help="noise standard deviations (images in [0, 1]); repeatable")
     p.add_argument("--images", metavar="IMG", type=_image_type, action="extend", nargs="+", default=None,
-                   help="bundled picture names, phantom:K (a generated test phantom), or image files and "
-                   "folders (PNG, TIFF, NPY, JPEG; grey or RGB, values in [0, 1] after scaling)")
+                   help="bundled picture names, phantom:K (a generated test phantom), image files and "
+                   "folders (PNG, TIFF, NPY, JPEG; grey or RGB, values in [0, 1] after scaling), or physinv "
+                   "HDF5 datasets (from physinv.data.save_dataset; the 2-D ground truth x is used): "
+                   "FILE.h5 for every sample, FILE.h5:3 or FILE.h5:0-9,12 for samples counted from 0 "
+                   "(inclusive ranges); named FILE.h5[3] in the tables")
     p.add_argument("--methods", metavar="NAME", type=_method_names, action="extend", nargs="+", default=None,
                    help="methods to run (comma- or space-separated; 'all' for every registered one); "
                    "default: the default selection (see --list-methods)")
@@ -278,7 +281,8 @@ def add_learning_curve(subparsers: Any, common: dict[str, argparse.ArgumentParse
         "figures/ and cells/ to --out. Under torchrun each rank takes its share of the cells and "
         "rank 0 writes the tables. Exit status 1 when some cells failed.",
         epilog="Defaults: --operator blur; --sizes " + ",".join(map(str, lc.DEFAULT_SIZES))
-        + "; --seeds 0,1,2; --budget steps --steps 400; --size 64 (128 is the CT protocol). "
+        + "; --seeds 0,1,2; --budget steps --steps 400; image side 64 for blur, 128 for radon (--size sets "
+        "both). "
         "--quick: both problems, " + ", ".join(f"{k}={v}" for k, v in lc.QUICK.items() if k != "problems"),
     )
     p.add_argument("--operator", choices=("blur", "radon", "both"), default=None,
@@ -297,7 +301,8 @@ def add_learning_curve(subparsers: Any, common: dict[str, argparse.ArgumentParse
     p.add_argument("--epochs", metavar="E", type=positive_int, default=None, help="epochs (--budget epochs)")
     p.add_argument("--batch", metavar="B", type=positive_int, default=None, help="largest batch size")
     p.add_argument("--lr", metavar="LR", type=positive_float, default=None, help="Adam learning rate")
-    p.add_argument("--size", metavar="PX", type=positive_int, default=None, help="image side")
+    p.add_argument("--size", metavar="PX", type=positive_int, default=None,
+                   help="image side of every problem (default: 64 for blur, 128 for radon)")
     p.add_argument("--n-test", metavar="K", type=positive_int, default=None, help="test images per problem")
     p.add_argument("--quick", action="store_true", help="tiny configuration covering both problems")
     _add_cell_flags(p)
