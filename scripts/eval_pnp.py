@@ -49,6 +49,24 @@ PSFS = {
 }
 
 
+def cases(psfs, sigmas, images, size: int, g: torch.Generator):
+    """The protocol's test cases in a fixed order: ``(psf, sigma, image, A, F, x, y, P)`` for each.
+
+    ``y = A x + sigma n`` with the noise drawn from ``g`` (one draw per case, in
+    this order), ``F = A.svd()`` and ``P`` the image's own power spectrum (for the
+    oracle Wiener filter). Other scripts evaluate on exactly these cases.
+    """
+    for pname in psfs:
+        A = Convolution(PSFS[pname](), (size, size))
+        F = A.svd()
+        for sigma in sigmas:
+            for name in images:
+                x = torch.from_numpy(skimage_image(name, size))
+                y = A(x) + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64)
+                P = torch.fft.fft2(x).abs() ** 2 / x.numel()
+                yield pname, sigma, name, A, F, x, y, P
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=192)
@@ -75,29 +93,21 @@ def main(argv: list[str] | None = None) -> dict:
 
     rows = []
     t_start = time.perf_counter()
-    for pname in args.psfs:
-        k = PSFS[pname]()
-        A = Convolution(k, (args.size, args.size))
-        F = A.svd()
-        for sigma in args.sigmas:
-            for name in args.images:
-                x = torch.from_numpy(skimage_image(name, args.size))
-                y = A(x) + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64)
-                P = torch.fft.fft2(x).abs() ** 2 / x.numel()
-                t = time.perf_counter()
-                r = pnp(A, y, D, sigma, n_iter=8, factorization=F)
-                row = {"psf": pname, "sigma": sigma, "image": name, "pnp": score(r.x, x),
-                       "pnp_s": time.perf_counter() - t, "wiener_oracle": score(F.wiener(y, sigma, P), x)}
-                # lam near 0.1 sigma is best on these images; TV converges slowly at small lam, hence
-                # many iterations, warm-started from the previous lam of the grid
-                best, x0 = -np.inf, None
-                for lam in sigma * np.geomspace(0.03, 0.3, args.tv_grid):
-                    x0 = tv(A, y, float(lam), n_iter=args.tv_iter, x0=x0).x
-                    best = max(best, score(x0, x))
-                row["tv_oracle"] = best
-                rows.append(row)
-                print(f"{pname} {sigma} {name}: pnp {row['pnp']:.2f} wiener* {row['wiener_oracle']:.2f} "
-                      f"tv* {row['tv_oracle']:.2f}", flush=True)
+    for pname, sigma, name, A, F, x, y, P in cases(args.psfs, args.sigmas, args.images, args.size, g):
+        t = time.perf_counter()
+        r = pnp(A, y, D, sigma, n_iter=8, factorization=F)
+        row = {"psf": pname, "sigma": sigma, "image": name, "pnp": score(r.x, x),
+               "pnp_s": time.perf_counter() - t, "wiener_oracle": score(F.wiener(y, sigma, P), x)}
+        # lam near 0.1 sigma is best on these images; TV converges slowly at small lam, hence
+        # many iterations, warm-started from the previous lam of the grid
+        best, x0 = -np.inf, None
+        for lam in sigma * np.geomspace(0.03, 0.3, args.tv_grid):
+            x0 = tv(A, y, float(lam), n_iter=args.tv_iter, x0=x0).x
+            best = max(best, score(x0, x))
+        row["tv_oracle"] = best
+        rows.append(row)
+        print(f"{pname} {sigma} {name}: pnp {row['pnp']:.2f} wiener* {row['wiener_oracle']:.2f} "
+              f"tv* {row['tv_oracle']:.2f}", flush=True)
     print("\n| PSF | noise | PnP (shipped denoiser) | Wiener (oracle spectrum) | TV (oracle lam) | "
           "PnP - Wiener | PnP - TV |")
     print("|---|---|---|---|---|---|---|")
