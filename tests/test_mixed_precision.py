@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from torch.utils.data import TensorDataset
 from physinv import psf
 from physinv.nets import Denoiser, LearnedPrimalDual, SpectralFilterNet, UnrolledHQS, UnrolledLandweber
 from physinv.operators import Convolution, Matrix, Radon
+from physinv.testing import OPERATOR_CASES
 from physinv.train import Trainer, load_checkpoint
 from physinv.train.amp import autocast, check_precision, float32_physics, make_grad_scaler
 from physinv.train.checkpoint import TRAINING_KEYS
@@ -211,3 +213,20 @@ def test_fp16_physics_runs_in_float32_on_cuda():
         out = net(y)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize("name", sorted(OPERATOR_CASES))
+def test_every_operator_is_exact_float32_physics_under_autocast(name):
+    """Under bf16 autocast an operator computes exactly as outside it (its products are not cast down)."""
+    A = OPERATOR_CASES[name]()
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, *A.in_shape, generator=g, dtype=torch.float32)
+    y = torch.rand(2, *A.out_shape, generator=g, dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Radon's note about content outside its circle
+        ref = (A(x), A.adjoint(y))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = (A(x), A.adjoint(y))
+    for a, b in zip(ref, got):
+        assert b.dtype == a.dtype
+        torch.testing.assert_close(b, a, rtol=0, atol=0)

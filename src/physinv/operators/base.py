@@ -55,6 +55,14 @@ DENSE_LIMIT = 2**26
 _REGISTRY: dict[str, type[LinearOperator]] = {}
 
 
+
+def _autocast_on(device_type: str) -> bool:
+    """Whether a ``torch.autocast`` region is active for ``device_type``."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except RuntimeError:  # a device type autocast does not know (meta, ...): never on
+        return False
+
 class FactorizationError(RuntimeError):
     """Raised when an operator has no exact factorization (and none was asked to be approximated)."""
 
@@ -189,6 +197,14 @@ class LinearOperator(nn.Module):
         return x.new_zeros(x.shape[: x.dim() - n_in] + shape_out, dtype=dtype)
 
     def _half(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        # the physics never runs in 16 bits: inside a torch.autocast region the hooks run with autocast
+        # off (their matrix products would otherwise be cast down; sparse CPU products have no bfloat16)
+        if _autocast_on(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return self._half_policy(fn, x)
+        return self._half_policy(fn, x)
+
+    def _half_policy(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         # the input policy for half precision: compute in float32 (complex64), cast back
         if x.dtype not in HALF_DTYPES:
             return self._split_complex(fn, x)
@@ -204,7 +220,9 @@ class LinearOperator(nn.Module):
         ``x`` is a floating or complex tensor with trailing dimensions
         ``in_shape`` and any leading (batch) dimensions. float32/float64 (and
         complex) inputs are computed in their own precision; float16 and
-        bfloat16 inputs in float32, the result cast back. An empty batch
+        bfloat16 inputs in float32, the result cast back. Inside a
+        ``torch.autocast`` region the operator runs with autocast off, so it
+        computes exactly what it computes outside one. An empty batch
         gives an empty result; NaN and inf propagate as in numpy.
         """
         self._check(x, self.in_shape, "x", type(self).__name__)
