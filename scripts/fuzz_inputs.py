@@ -252,6 +252,9 @@ def _names(message: str, arg: str) -> bool:
 
 
 def _child(case: Case, memory_gib: float) -> tuple[str, str]:
+    # a forked child must not enter the parent's OpenMP/MKL thread pools (they do not survive a fork:
+    # a threaded sparse product can deadlock); one thread keeps every kernel inline
+    torch.set_num_threads(1)
     limit = int(memory_gib * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     warnings.simplefilter("ignore")
