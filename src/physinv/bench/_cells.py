@@ -43,6 +43,7 @@ import math
 import numbers
 import os
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from .._io import atomic_write
 
 __all__ = [
     "CELL_FORMAT",
+    "StudyCounts",
     "canonical_json",
     "config_id",
     "Cell",
@@ -308,6 +310,37 @@ class RunSummary:
     reused: int = 0
     other_shards: int = 0
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class StudyCounts:
+    """What one run of a study did with its cells: the fields every study's results share.
+
+    A study's results dataclass derives from it (the fields are keyword-only,
+    so they follow the study's own fields) and fills them with :meth:`count`.
+
+    Examples
+    --------
+    >>> import time
+    >>> c = StudyCounts().count(RunSummary(records=[{}], computed=1), n_cells=2, n_records=1,
+    ...                         t0=time.perf_counter())
+    >>> c.computed, c.missing
+    (1, 1)
+    """
+
+    computed: int = 0
+    reused: int = 0
+    other_shards: int = 0
+    missing: int = 0
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, summary: RunSummary, n_cells: int, n_records: int, t0: float) -> StudyCounts:
+        """Take the counts from ``summary``; ``missing`` is ``n_cells - n_records``; seconds since ``t0``."""
+        self.computed, self.reused, self.other_shards = summary.computed, summary.reused, summary.other_shards
+        self.missing, self.failed = n_cells - n_records, list(summary.failed)
+        self.seconds = time.perf_counter() - t0
+        return self
 
 
 def run_cells(cells: Sequence[Cell], compute: Callable[[Cell], Mapping[str, Any]], store: CellStore, *,

@@ -52,14 +52,14 @@ import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import splits
-from ._cells import Cell, CellStore, RunSummary, Shard, config_id, run_cells
+from ._cells import Cell, CellStore, RunSummary, Shard, StudyCounts, config_id, run_cells
 from ._report import CI_METHOD, markdown_table, mean_ci, save_figure, write_csv, write_json, write_text
 from .methods import DATA_BOUNDARIES, Method, Problem, select_methods
 
@@ -721,7 +721,7 @@ def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------- results
 @dataclass
-class DeconvResults:
+class DeconvResults(StudyCounts):
     """What :func:`run` returns (and wrote to ``out``)."""
 
     config: DeconvConfig
@@ -731,12 +731,6 @@ class DeconvResults:
     table: str
     markdown: str
     paths: dict[str, str]
-    computed: int = 0
-    reused: int = 0
-    other_shards: int = 0
-    missing: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def _rows(plan: _Plan, records: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:

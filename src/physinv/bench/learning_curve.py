@@ -49,7 +49,7 @@ from torch.utils.data import TensorDataset
 
 from ..train import fit_simulated
 from . import provenance, splits
-from ._cells import Cell, CellStore, Shard, run_cells
+from ._cells import Cell, CellStore, Shard, StudyCounts, run_cells
 from ._report import markdown_table, save_figure, write_csv, write_json, write_text
 
 __all__ = ["STUDY", "PROBLEMS", "PHYSICS", "DATA_DRIVEN", "CLASSICAL", "DEFAULT_SIZES", "IMAGE_SIZES",
@@ -572,19 +572,13 @@ def _figure(rows: Sequence[Mapping[str, Any]], problem: str, path: str) -> str:
 
 
 @dataclass
-class LearningCurveResults:
+class LearningCurveResults(StudyCounts):
     """Rows, table, goals and written paths of a study (or of a merge)."""
 
     rows: list[dict[str, Any]]
     table: str
     goals: list[str]
     paths: dict[str, str]
-    computed: int = 0
-    reused: int = 0
-    other_shards: int = 0
-    missing: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
     budget: str = ""
 
 
@@ -654,7 +648,5 @@ def run(config: LearningCurveConfig, out: str | os.PathLike, *, force: bool = Fa
                                    budget=config.budget_text())
     else:
         res = report(out, records, budget=config.budget_text(), figures=config.figures, prov=prov)
-    res.computed, res.reused, res.other_shards = summ.computed, summ.reused, summ.other_shards
-    res.missing, res.failed = len(cells) - len(records), summ.failed
-    res.seconds = time.perf_counter() - t0
+    res.count(summ, len(cells), len(records), t0)
     return res

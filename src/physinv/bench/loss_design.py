@@ -54,7 +54,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ from torch import nn
 
 from .. import losses as L
 from . import provenance
-from ._cells import Cell, CellStore, Shard, run_cells
+from ._cells import Cell, CellStore, Shard, StudyCounts, run_cells
 from ._report import markdown_table, save_figure, write_csv, write_json, write_text
 
 __all__ = ["STUDY", "LOSSES", "HERMITE_VARIANTS", "REDUCED_VARIANTS", "CSV_COLUMNS", "QUICK",
@@ -611,19 +611,13 @@ def _figures(out: str, records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 # ----------------------------------------------------------------------------- run
 
 @dataclass
-class LossDesignResults:
+class LossDesignResults(StudyCounts):
     """Rows, summary table, findings and written paths of a study."""
 
     rows: list[dict[str, Any]]
     table: str
     findings: list[str]
     paths: dict[str, str]
-    computed: int = 0
-    reused: int = 0
-    other_shards: int = 0
-    missing: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def run(config: LossDesignConfig, out: str | os.PathLike, *, force: bool = False, shard: Shard | None = None,
@@ -658,7 +652,6 @@ def run(config: LossDesignConfig, out: str | os.PathLike, *, force: bool = False
     paths["json"] = write_json(os.path.join(out, "provenance.json"), prov)
     if config.figures and records:
         paths.update(_figures(out, records))
-    return LossDesignResults(rows=rows, table=table, findings=lines, paths=paths, computed=summ.computed,
-                             reused=summ.reused, other_shards=summ.other_shards,
-                             missing=len(cells) - len(records), failed=summ.failed,
-                             seconds=time.perf_counter() - t0)
+    res = LossDesignResults(rows=rows, table=table, findings=lines, paths=paths)
+    res.count(summ, len(cells), len(records), t0)
+    return res

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 from ..bench import provenance
-from ..bench._cells import Cell, CellStore, Shard, run_cells
+from ..bench._cells import Cell, CellStore, Shard, StudyCounts, run_cells
 from ..bench._report import markdown_table, save_figure, write_csv, write_json, write_text
 from .pipeline import Pipeline, RadianceScale, Reconstruct, evaluate, train_spectral
 from .segment import SCALE_K, _Flips, bce_dice_loss, train_segmentation_head
@@ -641,7 +641,7 @@ def _figures(main: Sequence[Mapping[str, Any]], lc: Sequence[Mapping[str, Any]],
 
 
 @dataclass
-class IRBenchResults:
+class IRBenchResults(StudyCounts):
     """Rows, table, goals and written paths of a study."""
 
     rows: list[dict[str, Any]]
@@ -649,12 +649,6 @@ class IRBenchResults:
     table: str
     goals: list[str]
     paths: dict[str, str]
-    computed: int = 0
-    reused: int = 0
-    other_shards: int = 0
-    missing: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def report(out: str | os.PathLike, records: Sequence[Mapping[str, Any]], config: IRBenchConfig, *,
@@ -713,9 +707,7 @@ def run(config: IRBenchConfig, out: str | os.PathLike, *, force: bool = False, s
     prov = provenance.collect(asdict(config), device=config.device, threads=config.threads, seed=config.seed,
                               argv=argv, extra={"study": STUDY})
     res = report(out, records, config, prov=prov)
-    res.computed, res.reused, res.other_shards = summ.computed, summ.reused, summ.other_shards
-    res.missing, res.failed = len(cells) - len(records), summ.failed
-    res.seconds = time.perf_counter() - t0
+    res.count(summ, len(cells), len(records), t0)
     return res
 
 
@@ -854,16 +846,12 @@ def _overlay(temperature_k: np.ndarray, mask: np.ndarray, truth: np.ndarray | No
 
 
 @dataclass
-class RunResults:
+class RunResults(StudyCounts):
     """Per-frame rows, a summary and written paths of :func:`run_files`."""
 
     rows: list[dict[str, Any]]
     summary: str
     paths: dict[str, str]
-    computed: int = 0
-    reused: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 def run_files(input: str | os.PathLike, out: str | os.PathLike, config: RunConfig, *, force: bool = False,
@@ -976,5 +964,6 @@ def run_files(input: str | os.PathLike, out: str | os.PathLike, config: RunConfi
         summary += f", temperature RMSE {np.mean([r['temperature_rmse_k'] for r in have_t]):.3f} K"
     if not have and not have_t:
         summary += " (no ground truth: no metrics)"
-    return RunResults(rows=rows, summary=summary, paths=paths, computed=summ.computed, reused=summ.reused,
-                      failed=summ.failed, seconds=time.perf_counter() - t0)
+    res = RunResults(rows=rows, summary=summary, paths=paths)
+    res.count(summ, len(summ.records), len(summ.records), t0)
+    return res

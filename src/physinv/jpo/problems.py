@@ -59,6 +59,7 @@ torch.Size([3])
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -84,7 +85,7 @@ def _uniform(gen: torch.Generator, n: int, low: float, high: float) -> torch.Ten
     return low + (high - low) * torch.rand(n, generator=gen, dtype=_DTYPE)
 
 
-class Problem:
+class Problem(ABC):
     """A family of inverse problems: observations, unknowns, starting points and per-instance losses.
 
     Subclasses set :attr:`name`, :attr:`dim`, :attr:`obs_shape`,
@@ -118,9 +119,9 @@ class Problem:
         obs, truth = self._generate(n, seed)
         return obs.to(_DTYPE), truth.to(_DTYPE)
 
+    @abstractmethod
     def start(self, obs: torch.Tensor) -> torch.Tensor:
         """The starting point ``(n, dim)`` of every method for the observations ``obs``."""
-        raise NotImplementedError
 
     def loss(self, x: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Per-instance losses ``(n,)`` of the unknowns ``x`` ``(n, dim)`` for the observations ``obs``."""
@@ -134,11 +135,13 @@ class Problem:
                              f"{', '.join(map(str, self.obs_shape))}), got {got}")
         return self._loss(x, obs)
 
+    @abstractmethod
     def _generate(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """Observations and true unknowns of ``n`` instances (the public :meth:`generate` checks)."""
 
+    @abstractmethod
     def _loss(self, x: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Per-instance losses (the public :meth:`loss` checks the shapes)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, obs_shape={self.obs_shape})"

@@ -35,13 +35,13 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
 from ..bench import provenance
-from ..bench._cells import Cell, CellStore, Shard, run_cells
+from ..bench._cells import Cell, CellStore, Shard, StudyCounts, run_cells
 from ..bench._report import markdown_table, save_figure, write_csv, write_json, write_text
 from .optimize import METHODS, check_method_names, solve
 from .problems import get_problem, problem_names
@@ -485,19 +485,13 @@ def _figure(summary: Sequence[Mapping[str, Any]], path: str) -> str:
 
 
 @dataclass
-class JPOResults:
+class JPOResults(StudyCounts):
     """Rows, summary, tables and written paths of a study."""
 
     rows: list[dict[str, Any]]
     summary: list[dict[str, Any]]
     table: str
     paths: dict[str, str]
-    computed: int = 0
-    reused: int = 0
-    other_shards: int = 0
-    missing: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
     budget: str = ""
     tie: str = ""
 
@@ -547,7 +541,5 @@ def run(config: JPOConfig, out: str | os.PathLike, *, force: bool = False, shard
                                      "reference": REFERENCE})
     res = report(out, records, rtol=config.rtol, atol=config.atol, budget=config.budget_text(),
                  figures=config.figures, prov=prov)
-    res.computed, res.reused, res.other_shards = summ.computed, summ.reused, summ.other_shards
-    res.missing, res.failed = len(cells) - len(records), summ.failed
-    res.seconds = time.perf_counter() - t0
+    res.count(summ, len(cells), len(records), t0)
     return res
