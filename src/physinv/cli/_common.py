@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "DEFAULT_OUT_DIR",
@@ -34,6 +36,10 @@ __all__ = [
     "common_parsers",
     "apply_runtime_options",
     "prepare_out_dir",
+    "study_out",
+    "flag_error",
+    "study_kwargs",
+    "print_counts",
 ]
 
 #: Folder every study writes into unless ``--out`` says otherwise (created in
@@ -320,3 +326,60 @@ def apply_runtime_options(args: Any) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
+
+
+# ------------------------------------------------------------------ what every study command does
+def study_out(args: argparse.Namespace, default: str) -> str:
+    """A study's output folder: ``--out``, or ``default`` under :data:`DEFAULT_OUT_DIR` (both created)."""
+    if args.out is None:
+        prepare_out_dir(DEFAULT_OUT_DIR)
+        return str(prepare_out_dir(default))
+    return str(prepare_out_dir(args.out))
+
+
+def flag_error(parser: argparse.ArgumentParser | None, e: ValueError, flags: Mapping[str, str]) -> NoReturn:
+    """Report a configuration error ``"field: ..."`` as argparse's error naming the flag of ``field``.
+
+    ``flags`` maps configuration fields to command-line flags. argparse then
+    exits with status 2; an error that names no known field is raised again.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser(prog="physinv x")
+    >>> try:
+    ...     flag_error(p, ValueError("steps: must be >= 1, got 0"), {"steps": "--steps"})
+    ... except SystemExit as stop:
+    ...     print(stop.code)
+    2
+    """
+    msg = str(e)
+    for field, flag in flags.items():
+        if parser is not None and msg.startswith((f"{field}:", f"{field} ")):
+            parser.error(f"argument {flag}: {msg}")
+    raise e
+
+
+def study_kwargs(quick: Mapping[str, Any] | None, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of a study's configuration: the ``--quick`` preset, then the flags given.
+
+    Flags left out (``None``) keep the preset's or the configuration's
+    default; lists become tuples.
+
+    Examples
+    --------
+    >>> study_kwargs({"steps": 10, "seeds": (0, 1)}, {"steps": None, "seeds": [3]})
+    {'steps': 10, 'seeds': (3,)}
+    """
+    kw: dict[str, Any] = dict(quick or {})
+    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None})
+    return kw
+
+
+def print_counts(res: Any, shard: Any = None) -> None:
+    """Print what a study run did with its cells, and each failed cell (to stderr)."""
+    where = f", shard {shard}" if shard else ""
+    print(f"cells: {res.computed} computed, {res.reused} read back, {res.other_shards} in other shards"
+          f"{where}, {res.missing} missing from the tables; {res.seconds:.1f} s")
+    for cid, msg in res.failed:
+        print(f"FAILED cell {cid}: {msg}", file=sys.stderr)
+

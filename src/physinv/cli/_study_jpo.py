@@ -11,8 +11,16 @@ import os
 import sys
 from typing import Any
 
-from ._common import DEFAULT_OUT_DIR, positive_float, positive_int
-from .bench import _add_cell_flags, _int_list, _split_names, _study_out
+from ._common import (
+    DEFAULT_OUT_DIR,
+    flag_error,
+    positive_float,
+    positive_int,
+    print_counts,
+    study_kwargs,
+    study_out,
+)
+from .bench import _add_cell_flags, _int_list, _split_names
 
 __all__ = ["register", "config_from_args", "handle", "JPO_OUT"]
 
@@ -101,22 +109,13 @@ def config_from_args(args: argparse.Namespace):
     """The :class:`physinv.jpo.study.JPOConfig` that parsed arguments describe."""
     from ..jpo.study import QUICK, JPOConfig
 
-    kw: dict[str, Any] = dict(QUICK) if args.quick else {}
     given = {"problems": _split_names(args.problems), "n_problems": args.n_problems, "seeds": args.seeds,
              "methods": _split_names(args.methods), "budget": args.budget, "refine": args.refine,
              "lr": args.lr, "hidden": args.hidden, "rtol": args.rtol}
-    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None})
+    kw = study_kwargs(QUICK if args.quick else None, given)
     if "budget" in kw and "refine" not in kw:
         kw["refine"] = max(1, kw["budget"] // 4)
     return JPOConfig(**kw, device=args.device, threads=args.threads, figures=args.figures)
-
-
-def _config_error(parser: argparse.ArgumentParser | None, e: ValueError) -> None:
-    msg = str(e)
-    flag = next((f for k, f in _FLAGS.items() if msg.startswith(f"{k}:")), None)
-    if parser is not None and flag is not None:
-        parser.error(f"argument {flag}: {msg}")
-    raise e
 
 
 def handle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
@@ -126,8 +125,8 @@ def handle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
     try:
         config = config_from_args(args)
     except ValueError as e:
-        _config_error(parser, e)
-    out = _study_out(args, JPO_OUT)
+        flag_error(parser, e, _FLAGS)
+    out = study_out(args, JPO_OUT)
     res = js.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
                  argv=sys.argv[1:] if sys.argv else None)
     print(f"Budget: {res.budget}")
@@ -136,10 +135,6 @@ def handle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
     print()
     print(res.table)
     print()
-    shard = f", shard {args.shard}" if args.shard else ""
-    print(f"cells: {res.computed} computed, {res.reused} read back, {res.other_shards} in other shards"
-          f"{shard}, {res.missing} missing from the tables; {res.seconds:.1f} s")
-    for cid, msg in res.failed:
-        print(f"FAILED cell {cid}: {msg}", file=sys.stderr)
+    print_counts(res, args.shard)
     print("wrote " + ", ".join(sorted(res.paths.values())))
     return 1 if res.failed else 0

@@ -11,8 +11,17 @@ import os
 import sys
 from typing import Any
 
-from ._common import DEFAULT_OUT_DIR, nonneg_float, positive_float, positive_int
-from .bench import _add_cell_flags, _int_list, _split_names, _study_out
+from ._common import (
+    DEFAULT_OUT_DIR,
+    flag_error,
+    nonneg_float,
+    positive_float,
+    positive_int,
+    print_counts,
+    study_kwargs,
+    study_out,
+)
+from .bench import _add_cell_flags, _int_list, _split_names
 
 __all__ = ["register", "handle", "config_from_args", "LOSSES_OUT"]
 
@@ -98,23 +107,14 @@ def config_from_args(args: argparse.Namespace):
     """The :class:`physinv.bench.loss_design.LossDesignConfig` that parsed arguments describe."""
     from ..bench.loss_design import QUICK, LossDesignConfig
 
-    kw: dict[str, Any] = dict(QUICK) if args.quick else {}
     given = {"losses": _split_names(args.losses), "norms": _split_names(args.norms), "seeds": args.seeds,
              "steps": args.steps, "width": args.width, "forward_layers": args.forward_layers,
              "inverse_layers": args.inverse_layers, "n_samples": args.samples, "lr": args.lr,
              "epsilon": args.epsilon, "derivative_weight": args.derivative_weight,
              "smooth_weight": args.smooth_weight, "log_every": args.log_every}
-    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None})
+    kw = study_kwargs(QUICK if args.quick else None, given)
     return LossDesignConfig(**kw, rescale=args.rescale, hermite=args.hermite, reduced=args.reduced,
                             device=args.device, threads=args.threads, figures=args.figures)
-
-
-def _config_error(parser: argparse.ArgumentParser | None, e: ValueError) -> None:
-    msg = str(e)
-    for field, flag in _FLAGS.items():
-        if msg.startswith(f"{field}:") and parser is not None:
-            parser.error(f"argument {flag}: {msg}")
-    raise e
 
 
 def handle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
@@ -124,8 +124,8 @@ def handle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
     try:
         config = config_from_args(args)
     except ValueError as e:
-        _config_error(parser, e)
-    out = _study_out(args, LOSSES_OUT)
+        flag_error(parser, e, _FLAGS)
+    out = study_out(args, LOSSES_OUT)
     res = ld.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
                  argv=sys.argv[1:] if sys.argv else None)
     print(res.table)
@@ -134,9 +134,6 @@ def handle(args: argparse.Namespace, parser: argparse.ArgumentParser | None = No
     for line in res.findings:
         print(f"- {line}")
     print()
-    print(f"cells: {res.computed} computed, {res.reused} read back, {res.other_shards} in other shards, "
-          f"{res.missing} missing from the tables; {res.seconds:.1f} s")
-    for cid, msg in res.failed:
-        print(f"FAILED cell {cid}: {msg}", file=sys.stderr)
+    print_counts(res, args.shard)
     print("wrote " + ", ".join(sorted(res.paths.values())))
     return 1 if res.failed else 0

@@ -13,7 +13,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._common import DEFAULT_OUT_DIR, nonneg_int, positive_float, positive_int, prepare_out_dir
+from ._common import (
+    DEFAULT_OUT_DIR,
+    flag_error,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    prepare_out_dir,
+    print_counts,
+    study_kwargs,
+    study_out,
+)
 
 __all__ = ["register", "add_deconv", "handle_deconv", "STUDIES", "DECONV_OUT", "add_learning_curve",
            "handle_learning_curve", "add_merge", "handle_merge", "LEARNING_CURVE_OUT"]
@@ -97,13 +107,6 @@ _FLAGS = {"images": "--images", "psfs": "--psf", "noises": "--noise", "methods":
           "margin": "--margin", "model": "--model", "n_train": "--n-train", "device": "--device"}
 
 
-def _flag_of(message: str) -> str | None:
-    for field, flag in _FLAGS.items():
-        if message.startswith((f"{field}:", f"{field} ")):
-            return flag
-    return None
-
-
 def _study_parents(common: dict[str, argparse.ArgumentParser]) -> list[argparse.ArgumentParser]:
     """The shared flags of every study: --out, --seed, --threads, --device, --progress."""
     return [common[k] for k in ("out", "seed", "threads", "device", "progress")]
@@ -115,14 +118,6 @@ def _add_cell_flags(p: argparse.ArgumentParser, shard_note: str = "") -> None:
                    help=f"compute only shard I of N (1-based){shard_note}")
     p.add_argument("--force", action="store_true", help="recompute cells that are already stored")
     p.add_argument("--no-figures", dest="figures", action="store_false", help="write no PNG figures")
-
-
-def _study_out(args: argparse.Namespace, default: str) -> str:
-    """The study's output folder: --out, or ``default`` under physinv's default output folder."""
-    if args.out is None:
-        prepare_out_dir(DEFAULT_OUT_DIR)
-        return prepare_out_dir(default)
-    return prepare_out_dir(args.out)
 
 
 def add_deconv(subparsers: Any, common: dict[str, argparse.ArgumentParser]) -> None:
@@ -184,12 +179,11 @@ def config_from_args(args: argparse.Namespace):
     """The :class:`physinv.bench.deconv.DeconvConfig` that parsed arguments describe."""
     from ..bench.deconv import QUICK, DeconvConfig
 
-    kw: dict[str, Any] = dict(QUICK) if args.quick else {}
     given = {"images": args.images, "psfs": args.psf, "noises": args.noise, "size": args.size,
              "crop": args.crop, "margin": args.margin, "model": args.model, "n_train": args.n_train,
              "methods": _split_names(args.methods), "exclude": _split_names(args.exclude),
              "boundaries": args.boundary}
-    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None})
+    kw = study_kwargs(QUICK if args.quick else None, given)
     return DeconvConfig(**kw, quick=bool(args.quick), seed=args.seed, device=args.device,
                         threads=args.threads, figures=args.figures)
 
@@ -203,31 +197,18 @@ def handle_deconv(args: argparse.Namespace, parser: argparse.ArgumentParser | No
         return 0
     try:
         config = config_from_args(args)
-    except ValueError as e:
-        flag = _flag_of(str(e))
-        if parser is not None and flag is not None:
-            parser.error(f"argument {flag}: {e}")
-        raise
-    out = _study_out(args, DECONV_OUT)
-    try:
+        out = study_out(args, DECONV_OUT)
         res = deconv.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
                          argv=sys.argv[1:] if sys.argv else None)
     except ValueError as e:
-        flag = _flag_of(str(e))
-        if parser is not None and flag is not None:
-            parser.error(f"argument {flag}: {e}")
-        raise
+        flag_error(parser, e, _FLAGS)
     print(res.table)
     print()
     print("Goals")
     for line in res.goals:
         print(line)
     print()
-    shard = f", shard {args.shard}" if args.shard else ""
-    print(f"cells: {res.computed} computed, {res.reused} read back, {res.other_shards} in other shards"
-          f"{shard}, {res.missing} missing from the tables; {res.seconds:.1f} s")
-    for cid, msg in res.failed:
-        print(f"FAILED cell {cid}: {msg}", file=sys.stderr)
+    print_counts(res, args.shard)
     print(f"wrote {res.paths['csv']}, {os.path.basename(res.paths['md'])}, "
           f"{os.path.basename(res.paths['json'])}" + (", figures/" if "figures" in res.paths else ""))
     return 1 if res.failed else 0
@@ -313,7 +294,6 @@ def learning_curve_config(args: argparse.Namespace):
     """The :class:`physinv.bench.learning_curve.LearningCurveConfig` of parsed arguments."""
     from ..bench.learning_curve import QUICK, LearningCurveConfig
 
-    kw: dict[str, Any] = dict(QUICK) if args.quick else {}
     classical = _split_names(args.classical)
     if classical is not None and classical == ["none"]:
         classical = []
@@ -322,17 +302,9 @@ def learning_curve_config(args: argparse.Namespace):
              "methods": _split_names(args.methods), "classical": classical, "sizes": args.sizes,
              "seeds": args.seeds, "budget": args.budget, "steps": args.steps, "epochs": args.epochs,
              "batch": args.batch, "lr": args.lr, "size": args.size, "n_test": args.n_test}
-    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None})
+    kw = study_kwargs(QUICK if args.quick else None, given)
     return LearningCurveConfig(**kw, seed=args.seed, device=args.device, threads=args.threads,
                                figures=args.figures)
-
-
-def _lc_error(parser, e: ValueError) -> None:
-    msg = str(e)
-    for field, flag in _LC_FLAGS.items():
-        if msg.startswith(f"{field}:") and parser is not None:
-            parser.error(f"argument {flag}: {msg}")
-    raise e
 
 
 def _print_lc(res) -> None:
@@ -353,16 +325,13 @@ def handle_learning_curve(args: argparse.Namespace, parser: argparse.ArgumentPar
     try:
         config = learning_curve_config(args)
     except ValueError as e:
-        _lc_error(parser, e)
-    out = _study_out(args, LEARNING_CURVE_OUT)
+        flag_error(parser, e, _LC_FLAGS)
+    out = study_out(args, LEARNING_CURVE_OUT)
     res = lc.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
                  argv=sys.argv[1:] if sys.argv else None)
     if res.paths:
         _print_lc(res)
-    print(f"cells: {res.computed} computed, {res.reused} read back, {res.other_shards} in other shards, "
-          f"{res.missing} missing from the tables; {res.seconds:.1f} s")
-    for cid, msg in res.failed:
-        print(f"FAILED cell {cid}: {msg}", file=sys.stderr)
+    print_counts(res, args.shard)
     if res.paths:
         print("wrote " + ", ".join(sorted(res.paths.values())))
     return 1 if res.failed else 0

@@ -15,7 +15,15 @@ import os
 import sys
 from typing import Any
 
-from ._common import DEFAULT_OUT_DIR, nonneg_float, positive_int, prepare_out_dir
+from ._common import (
+    DEFAULT_OUT_DIR,
+    flag_error,
+    nonneg_float,
+    positive_int,
+    print_counts,
+    study_kwargs,
+    study_out,
+)
 
 __all__ = ["register", "BENCH_OUT", "RUN_OUT", "shape_type"]
 
@@ -166,14 +174,6 @@ _RUN_FLAGS = {"method": "--method", "segment": "--segment", "camera": "--camera"
               "bits": "--bits", "input": "INPUT"}
 
 
-def _flag_error(parser: argparse.ArgumentParser | None, e: ValueError, flags: dict[str, str]) -> None:
-    msg = str(e)
-    for field, flag in flags.items():
-        if msg.startswith(f"{field}:") and parser is not None:
-            parser.error(f"argument {flag}: {msg}")
-    raise e
-
-
 def _handle_run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     from ..ir.bench import RunConfig, run_files
 
@@ -181,17 +181,13 @@ def _handle_run(args: argparse.Namespace, parser: argparse.ArgumentParser | None
         config = RunConfig(method=args.method, segment=args.segment, camera=args.camera, bits=args.bits,
                            fmt=args.format, device=args.device, threads=args.threads, seed=args.seed)
     except ValueError as e:
-        _flag_error(parser, e, _RUN_FLAGS)
-    if args.out is None:
-        prepare_out_dir(DEFAULT_OUT_DIR)
-        out = prepare_out_dir(RUN_OUT)
-    else:
-        out = prepare_out_dir(args.out)
+        flag_error(parser, e, _RUN_FLAGS)
+    out = study_out(args, RUN_OUT)
     try:
         res = run_files(args.input, out, config, force=args.force, progress=args.progress,
                         argv=sys.argv[1:] if sys.argv else None)
     except ValueError as e:
-        _flag_error(parser, e, _RUN_FLAGS)
+        flag_error(parser, e, _RUN_FLAGS)
     print(res.summary)
     print(f"frames: {res.computed} computed, {res.reused} read back; {res.seconds:.1f} s")
     for cid, msg in res.failed:
@@ -238,12 +234,11 @@ def bench_config(args: argparse.Namespace):
     """The :class:`physinv.ir.bench.IRBenchConfig` of parsed ``physinv ir bench`` arguments."""
     from ..ir.bench import QUICK, IRBenchConfig
 
-    kw: dict[str, Any] = dict(QUICK) if args.quick else {}
     given = {"camera": args.camera, "detector_shape": args.size, "noise_levels": args.noise_levels,
              "methods": args.methods, "n_train": args.n_train, "n_test": args.n_test, "sizes": args.sizes,
              "seeds": args.seeds, "steps": args.steps,
              "lc_methods": None if args.lc_methods is None else [m for m in args.lc_methods if m != "none"]}
-    kw.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None})
+    kw = study_kwargs(QUICK if args.quick else None, given)
     return IRBenchConfig(**kw, fpn=args.fpn, quick=bool(args.quick), seed=args.seed, device=args.device,
                          threads=args.threads, figures=args.figures)
 
@@ -254,12 +249,8 @@ def _handle_bench(args: argparse.Namespace, parser: argparse.ArgumentParser | No
     try:
         config = bench_config(args)
     except ValueError as e:
-        _flag_error(parser, e, _BENCH_FLAGS)
-    if args.out is None:
-        prepare_out_dir(DEFAULT_OUT_DIR)
-        out = prepare_out_dir(BENCH_OUT)
-    else:
-        out = prepare_out_dir(args.out)
+        flag_error(parser, e, _BENCH_FLAGS)
+    out = study_out(args, BENCH_OUT)
     res = bench.run(config, out, force=args.force, shard=args.shard, progress=args.progress,
                     argv=sys.argv[1:] if sys.argv else None)
     print(res.table)
@@ -268,11 +259,7 @@ def _handle_bench(args: argparse.Namespace, parser: argparse.ArgumentParser | No
     for line in res.goals:
         print(line)
     print()
-    shard = f", shard {args.shard}" if args.shard else ""
-    print(f"cells: {res.computed} computed, {res.reused} read back, {res.other_shards} in other shards"
-          f"{shard}, {res.missing} missing from the tables; {res.seconds:.1f} s")
-    for cid, msg in res.failed:
-        print(f"FAILED cell {cid}: {msg}", file=sys.stderr)
+    print_counts(res, args.shard)
     print("wrote " + ", ".join(sorted(res.paths.values())))
     return 1 if res.failed else 0
 
