@@ -50,6 +50,7 @@ from torch.utils.data import TensorDataset
 from ..train import fit_simulated
 from . import provenance, splits
 from ._cells import Cell, CellStore, Shard, StudyCounts, run_cells
+from ._config import int_list
 from ._report import markdown_table, save_figure, write_csv, write_json, write_text
 
 __all__ = ["STUDY", "PROBLEMS", "PHYSICS", "DATA_DRIVEN", "CLASSICAL", "DEFAULT_SIZES", "IMAGE_SIZES",
@@ -168,14 +169,7 @@ class LearningCurveConfig:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
                 raise ValueError(f"{name}: must be an int >= {low}, got {v!r}")
-        for name in ("sizes", "seeds"):
-            vals = tuple(getattr(self, name))
-            low = 1 if name == "sizes" else 0
-            if not vals or any(not isinstance(v, int) or isinstance(v, bool) or v < low for v in vals):
-                raise ValueError(f"{name}: must be a non-empty list of ints >= {low}, got {vals}")
-            if len(set(vals)) != len(vals):
-                raise ValueError(f"{name}: duplicates in {vals}")
-            setattr(self, name, vals)
+        self.sizes, self.seeds = int_list("sizes", self.sizes, 1), int_list("seeds", self.seeds, 0)
         if max(self.seeds) * 10_000 + max(self.sizes) * 2 >= splits.TEST_PHANTOM_SEED_OFFSET:
             raise ValueError(f"seeds: too large (training phantom seeds must stay below "
                              f"{splits.TEST_PHANTOM_SEED_OFFSET}), got {self.seeds}")

@@ -59,6 +59,7 @@ import torch
 
 from ..bench import provenance
 from ..bench._cells import Cell, CellStore, Shard, StudyCounts, run_cells
+from ..bench._config import int_list
 from ..bench._report import markdown_table, save_figure, write_csv, write_json, write_text
 from .pipeline import Pipeline, RadianceScale, Reconstruct, evaluate, train_spectral
 from .segment import SCALE_K, _Flips, bce_dice_loss, train_segmentation_head
@@ -100,15 +101,6 @@ CSV_COLUMNS = ("method", "family", "noise_level", "noise_k", "dice", "iou", "tem
                "n_train", "n_test", "train_seconds", "seconds", "clamped", "cell")
 LC_COLUMNS = ("method", "family", "noise_level", "n_train", "seed", "dice", "iou", "temperature_rmse_k",
               "psnr", "train_seconds", "cell")
-
-
-def _check_ints(name: str, vals: Any, low: int) -> tuple[int, ...]:
-    vals = tuple(vals)
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < low for v in vals):
-        raise ValueError(f"{name}: must be ints >= {low}, got {vals}")
-    if len(set(vals)) != len(vals):
-        raise ValueError(f"{name}: duplicates in {vals}")
-    return vals
 
 
 @dataclass
@@ -205,8 +197,8 @@ class IRBenchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"{name}: must be an int >= {low}, got {v!r}")
-        self.sizes = _check_ints("sizes", self.sizes, 1)
-        self.seeds = _check_ints("seeds", self.seeds, 0)
+        self.sizes = int_list("sizes", self.sizes, 1)
+        self.seeds = int_list("seeds", self.seeds, 0)
         if self.lc_methods and (not self.sizes or not self.seeds):
             raise ValueError("sizes: the learning curve needs at least one size and one seed")
         if self.lc_noise is None:

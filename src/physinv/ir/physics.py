@@ -118,6 +118,15 @@ def spectral_radiance(wavelength_um: Any, temperature_k: Any) -> torch.Tensor:
     return (out * 1e-6).to(t.dtype)
 
 
+def _quadrature(temperature_k: Any, band_um: Any, n_quad: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Checked temperatures, the band's wavelength nodes and weights, and float64 ``T[..., None]``."""
+    t = _temperature(temperature_k)
+    lam, w = _nodes(*check_band(band_um), _quad(n_quad))
+    return (t, torch.as_tensor(lam, device=t.device), torch.as_tensor(w, device=t.device),
+            t.to(torch.float64).unsqueeze(-1))
+
+
 def band_radiance(temperature_k: Any, band_um: Any = (8.0, 14.0), *,
                   n_quad: int = DEFAULT_QUAD) -> torch.Tensor:
     """In-band black-body radiance ``L(T)`` in W m^-2 sr^-1 (Planck's law integrated over the band).
@@ -151,11 +160,7 @@ def band_radiance(temperature_k: Any, band_um: Any = (8.0, 14.0), *,
     >>> round(float(band_radiance(300.0, (7.5, 13.5))), 4)
     55.4916
     """
-    t = _temperature(temperature_k)
-    lam, w = _nodes(*check_band(band_um), _quad(n_quad))
-    lam_t = torch.as_tensor(lam, device=t.device)
-    w_t = torch.as_tensor(w, device=t.device)
-    t64 = t.to(torch.float64).unsqueeze(-1)
+    t, lam_t, w_t, t64 = _quadrature(temperature_k, band_um, n_quad)
     spec = _C1 / lam_t**5 / torch.expm1(_C2 / (lam_t * t64))
     return (spec * w_t).sum(-1).to(t.dtype)
 
@@ -174,11 +179,7 @@ def band_radiance_derivative(temperature_k: Any, band_um: Any = (8.0, 14.0), *,
     >>> round(float(band_radiance_derivative(300.0, (7.5, 13.5))), 4)
     0.8825
     """
-    t = _temperature(temperature_k)
-    lam, w = _nodes(*check_band(band_um), _quad(n_quad))
-    lam_t = torch.as_tensor(lam, device=t.device)
-    w_t = torch.as_tensor(w, device=t.device)
-    t64 = t.to(torch.float64).unsqueeze(-1)
+    t, lam_t, w_t, t64 = _quadrature(temperature_k, band_um, n_quad)
     x = _C2 / (lam_t * t64)
     em1 = torch.expm1(x)
     # L_lambda * x e^x / ((e^x - 1) T) written without overflow: e^x / (e^x - 1)^2 = 1 / (em1 * (1 - e^-x))

@@ -42,6 +42,7 @@ import torch
 
 from ..bench import provenance
 from ..bench._cells import Cell, CellStore, Shard, StudyCounts, run_cells
+from ..bench._config import int_list
 from ..bench._report import markdown_table, save_figure, write_csv, write_json, write_text
 from .optimize import METHODS, check_method_names, solve
 from .problems import get_problem, problem_names
@@ -65,15 +66,6 @@ CSV_COLUMNS = ("problem", "n_problems", "seed", "instance", "method", "final_los
                "truth_loss", "evals", "budget", "outcome", "outcome_best_bfgs", "x", "seconds", "cell")
 SUMMARY_COLUMNS = ("problem", "n_problems", "method", "reference", "instances", "wins", "ties", "losses",
                    "win_fraction", "wilson_low", "wilson_high", "median_loss", "median_reference_loss")
-
-
-def _ints(name: str, vals: Any, low: int, unique: bool = True) -> tuple[int, ...]:
-    vals = tuple(vals)
-    if not vals or any(not isinstance(v, int) or isinstance(v, bool) or v < low for v in vals):
-        raise ValueError(f"{name}: must be a non-empty list of ints >= {low}, got {vals}")
-    if unique and len(set(vals)) != len(vals):
-        raise ValueError(f"{name}: duplicates in {vals}")
-    return vals
 
 
 @dataclass
@@ -131,8 +123,8 @@ class JPOConfig:
             raise ValueError(f"problems: unknown {bad or 'empty list'}; choose from {', '.join(known)}")
         if len(set(self.problems)) != len(self.problems):
             raise ValueError(f"problems: duplicates in {list(self.problems)}")
-        self.n_problems = _ints("n_problems", self.n_problems, 1)
-        self.seeds = _ints("seeds", self.seeds, 0)
+        self.n_problems = int_list("n_problems", self.n_problems, 1)
+        self.seeds = int_list("seeds", self.seeds, 0)
         self.methods = check_method_names(self.methods)
         if REFERENCE not in self.methods:
             raise ValueError(f"methods: must include the reference {REFERENCE!r}, got {list(self.methods)}")
@@ -142,7 +134,7 @@ class JPOConfig:
                 raise ValueError(f"{name}: must be an int >= 1, got {v!r}")
         if self.refine >= self.budget:
             raise ValueError(f"refine: must be < budget ({self.budget}), got {self.refine}")
-        self.hidden = _ints("hidden", self.hidden, 1, unique=False)
+        self.hidden = int_list("hidden", self.hidden, 1, unique=False)
         for name in ("lr", "rtol"):
             v = getattr(self, name)
             if name == "lr" and v is None:
