@@ -187,3 +187,24 @@ def test_specs_give_unit_sum_and_the_stated_shape(kind, width, angle, size):
     assert math.isclose(float(k.sum()), 1.0, rel_tol=0, abs_tol=1e-12)
     assert parse_spec(spec).default_side() == side
     assert torch.equal(k, _DIRECT[kind](*params, size=size))
+
+
+def test_shake_reproduces_the_shipped_kernels_and_is_a_valid_psf():
+    from physinv import assets
+
+    for i, size in enumerate((15, 19, 23, 27)):
+        shipped = torch.from_numpy(assets.load_array(f"psfs/shake_{i + 1}.npy"))
+        torch.testing.assert_close(psf.shake(size, seed=1000 + i), shipped, rtol=0, atol=1e-15)
+    for seed in (0, 1, 2**31):
+        k = psf.shake(11, seed)
+        assert k.shape == (11, 11) and bool((k >= 0).all())
+        assert abs(float(k.sum()) - 1) < 1e-12
+        assert torch.equal(k, psf.shake(11, seed))
+        assert int((k > 1e-3).sum()) < 11 * 11 // 2  # a thin path, not a blob
+    assert not torch.equal(psf.shake(11, 0), psf.shake(11, 1))
+    for size in (2, 4, 0):
+        with pytest.raises(ValueError, match="size must be"):
+            psf.shake(size, 0)
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be an int >= 0"):
+            psf.shake(11, seed)

@@ -20,8 +20,8 @@ import torch
 
 from ._validate import check_real, check_size
 
-__all__ = ["gaussian", "motion", "disk", "airy", "from_array", "from_file", "from_spec", "parse_spec",
-           "ParsedSpec", "check_psf", "SPEC_KINDS", "SPEC_FILE_EXTENSIONS"]
+__all__ = ["gaussian", "motion", "disk", "airy", "shake", "from_array", "from_file", "from_spec",
+           "parse_spec", "ParsedSpec", "check_psf", "SPEC_KINDS", "SPEC_FILE_EXTENSIONS"]
 
 
 def check_psf(psf: Any, image_shape: tuple[int, ...] | None = None, normalize: bool = True) -> torch.Tensor:
@@ -191,6 +191,68 @@ def airy(radius: float, size: int | None = None) -> torch.Tensor:
     with np.errstate(invalid="ignore", divide="ignore"):
         a = np.where(v == 0, 1.0, (2 * j1(v) / np.where(v == 0, 1.0, v)) ** 2)
     return check_psf(torch.from_numpy(a))
+
+
+def _shake_path(rng: np.random.Generator, n_steps: int, extent: float) -> np.ndarray:
+    """(n_steps, 2) positions of a walk whose direction drifts and speed varies, spanning ``extent``."""
+    v = rng.standard_normal(2)
+    v /= np.linalg.norm(v)
+    phase = rng.uniform(0, 2 * np.pi)
+    pos = np.zeros((n_steps, 2))
+    for k in range(1, n_steps):
+        v = v + 0.08 * rng.standard_normal(2)  # the direction drifts slowly: a smooth curve
+        v /= max(np.linalg.norm(v), 1e-12)
+        pos[k] = pos[k - 1] + v * (0.3 + 0.7 * np.sin(0.01 * k + phase) ** 2)
+    pos -= pos.mean(axis=0)
+    span = np.abs(pos).max()
+    return pos * (extent / (2 * span)) if span > 0 else pos
+
+
+def shake(size: int, seed: int) -> torch.Tensor:
+    """A synthetic camera-shake PSF: the exposure of a point along a random hand-held trajectory.
+
+    The path is a random walk whose direction drifts slowly and whose speed
+    varies (the kernel is brighter where the camera is slow), spanning 80 %
+    of the kernel, splatted bilinearly on a 4x finer grid and averaged down.
+    Kernels of this kind, thin and irregular, are described by no parametric
+    family (Gaussian, disk, linear motion); the measured kernels of Levin et
+    al. (2009) are the classic example. The four ``psfs/shake_*.npy`` kernels
+    of :mod:`physinv.assets` are ``shake(15, 1000)``, ``shake(19, 1001)``,
+    ``shake(23, 1002)`` and ``shake(27, 1003)``:
+    draw training kernels from other seeds.
+
+    Parameters
+    ----------
+    size : int
+        Side length (odd, >= 3).
+    seed : int
+        Seed of the trajectory (same seed and size, same kernel, up to rounding
+        across numpy versions).
+
+    Examples
+    --------
+    >>> k = shake(15, seed=7)
+    >>> k.shape, round(float(k.sum()), 12), bool((k >= 0).all())
+    (torch.Size([15, 15]), 1.0, True)
+    """
+    size = _check_size(size, 15, oversample=4)
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"size must be an odd integer >= 3, got {size}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    sup = 4
+    rng = np.random.default_rng(int(seed))
+    fine = size * sup
+    grid = np.zeros((fine, fine))
+    pos = _shake_path(rng, 600, extent=0.8 * (size - 2)) * sup + (fine - 1) / 2
+    i0 = np.floor(pos).astype(int)
+    f = pos - i0
+    for (di, dj), w in (((0, 0), (1 - f[:, 0]) * (1 - f[:, 1])), ((1, 0), f[:, 0] * (1 - f[:, 1])),
+                        ((0, 1), (1 - f[:, 0]) * f[:, 1]), ((1, 1), f[:, 0] * f[:, 1])):
+        rows, cols = np.clip(i0[:, 0] + di, 0, fine - 1), np.clip(i0[:, 1] + dj, 0, fine - 1)
+        np.add.at(grid, (rows, cols), w)  # equal exposure per time step
+    k = grid.reshape(size, sup, size, sup).sum(axis=(1, 3))
+    return check_psf(torch.from_numpy(k / k.sum()), normalize=False)
 
 
 def from_array(a: Any) -> torch.Tensor:
