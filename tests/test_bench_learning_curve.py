@@ -215,3 +215,19 @@ def test_ct_images_are_random_ellipses_with_disjoint_seeds():
     assert not any(np.array_equal(a, b) for a in train for b in test)
     d = lc._Data("radon", 16, 2, 0)  # the phantoms already vanish outside the disc the scan sees
     assert torch.equal(d.x_test, torch.as_tensor(np.stack(test), dtype=torch.float32))
+
+
+def test_primal_dual_started_from_fbp_begins_at_fbp(tmp_path):
+    # with a vanishing learning rate the trained network is still its start: FBP, to the digit
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        res = lc.run(lc.LearningCurveConfig(problems=("radon",), methods=("primal-dual-fbp",), sizes=(2,),
+                                            seeds=(0,), size=16, n_test=2, steps=2, lr=1e-12,
+                                            classical=("fbp",), threads=1), tmp_path, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    by = {r["method"]: r for r in res.rows}
+    assert by["primal-dual-fbp"]["family"] == "physics"
+    assert abs(float(by["primal-dual-fbp"]["psnr"]) - float(by["fbp"]["psnr"])) < 1e-3

@@ -29,6 +29,25 @@ def test_untrained_output_is_the_start_and_problems_are_independent(make):
     assert net(y.reshape(3, 1, *A.out_shape)).shape == (3, 1, *A.in_shape)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_untrained_network_started_from_fbp_is_fbp_and_training_moves_it(dtype):
+    from physinv.solvers import fbp
+
+    A = Radon(16, 10)
+    x = (torch.rand(2, 16, 16, dtype=dtype) * A.circle_mask()).to(dtype)
+    y = A(x)
+    net = LearnedPrimalDual(A, n_iter=2, width=4, start="fbp").to(dtype)
+    torch.testing.assert_close(net(y), fbp(y, A))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    before = float((net(y) - x).square().mean())
+    for _ in range(20):
+        opt.zero_grad()
+        loss = (net(y) - x).square().mean()
+        loss.backward()
+        opt.step()
+    assert float((net(y) - x).square().mean()) < before
+
+
 def test_gradients_reach_every_update_through_the_exact_operator():
     A = Radon(12, 8)
     net = LearnedPrimalDual(A, n_iter=2, width=4)
@@ -48,7 +67,9 @@ def test_bad_arguments_and_inputs():
     with pytest.raises(ValueError, match="n_iter must be a positive int"):
         LearnedPrimalDual(A, n_iter=0)
     with pytest.raises(ValueError, match="start must be"):
-        LearnedPrimalDual(A, start="fbp")
+        LearnedPrimalDual(A, start="sirt")
+    with pytest.raises(ValueError, match="start='fbp' needs a Radon operator, got Convolution"):
+        LearnedPrimalDual(Convolution(psf.gaussian(1.0), (10, 12)), start="fbp")
     net = LearnedPrimalDual(A, n_iter=1, width=4)
     with pytest.raises(ValueError, match=r"y must have shape \(\.\.\., 8, "):
         net(torch.rand(2, 12, 12))

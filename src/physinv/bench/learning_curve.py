@@ -62,7 +62,8 @@ __all__ = ["STUDY", "PROBLEMS", "PHYSICS", "DATA_DRIVEN", "CLASSICAL", "DEFAULT_
 STUDY = "learning-curve"
 PROBLEMS = ("blur", "radon")
 #: Physics-constrained networks per problem.
-PHYSICS = {"blur": ("spectral", "parametric", "landweber", "ista"), "radon": ("landweber", "primal-dual")}
+PHYSICS = {"blur": ("spectral", "parametric", "landweber", "ista"),
+           "radon": ("landweber", "primal-dual", "primal-dual-fbp")}
 #: Purely data-driven networks per problem.
 DATA_DRIVEN = {"blur": ("unet", "dncnn"), "radon": ("unet", "dncnn", "fbp-unet")}
 #: Classical baselines (horizontal lines) per problem.
@@ -309,10 +310,10 @@ class _Net(torch.nn.Module):
             self.net = UnrolledLandweber(A, n_layers=8)
         elif method == "ista":
             self.net = UnrolledISTA(A, n_layers=6)
-        elif method == "primal-dual":
+        elif method in ("primal-dual", "primal-dual-fbp"):
             from ..nets import LearnedPrimalDual
 
-            self.net = LearnedPrimalDual(A, n_iter=5)
+            self.net = LearnedPrimalDual(A, n_iter=5, start="fbp" if method == "primal-dual-fbp" else "zero")
         elif method in ("unet", "dncnn", "fbp-unet"):
             self.net = UNet(channels=16, levels=2, residual=True) if method != "dncnn" else DnCNN(
                 depth=6, channels=32, residual=True)

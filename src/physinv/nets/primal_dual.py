@@ -13,7 +13,10 @@ adjoint, in every iteration: any :class:`~physinv.operators.LinearOperator`
 whose input and output are 2-D (Radon, convolutions with any boundary, ...).
 Both CNNs are three 3x3 convolutions with PReLU activations; the last layer
 of each starts at zero, so the untrained network outputs its initial primal
-state (zero, or the given start).
+state: zero (the paper), the scaled back-projection, or, for a
+:class:`~physinv.operators.Radon` geometry, the filtered back-projection.
+Started from FBP, the untrained network *is* FBP and training can only
+learn corrections to it, which makes short (CPU) training budgets useful.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from ..operators import LinearOperator
+from ..operators import LinearOperator, Radon
 from ..solvers.result import require_operator
 from ..train.amp import float32_physics
 from ._common import PhysicsModule
@@ -60,9 +63,11 @@ class LearnedPrimalDual(PhysicsModule):
         Channels of the primal and dual memory (5 in the paper).
     width : int
         Feature channels of the update CNNs (32 in the paper).
-    start : {"zero", "adjoint"}
-        Initial primal state: zero (the paper) or ``A^H y / ||A||^2`` in every
-        channel.
+    start : {"zero", "adjoint", "fbp"}
+        Initial primal state, in every channel: zero (the paper),
+        ``A^H y / ||A||^2``, or the ramp-filtered back-projection
+        :func:`physinv.solvers.fbp` (``A`` must be a
+        :class:`~physinv.operators.Radon`); the untrained network returns it.
     checkpoint : bool
         Gradient checkpointing: in training mode with gradients enabled, keep
         only each iteration's input ``(h, f)`` for the backward pass and
@@ -95,8 +100,10 @@ class LearnedPrimalDual(PhysicsModule):
                              f"{A.in_shape} and out_shape {A.out_shape}")
         if not A.is_real:
             raise ValueError("LearnedPrimalDual: A must be a real operator")
-        if start not in ("zero", "adjoint"):
-            raise ValueError(f"LearnedPrimalDual: start must be 'zero' or 'adjoint', got {start!r}")
+        if start not in ("zero", "adjoint", "fbp"):
+            raise ValueError(f"LearnedPrimalDual: start must be 'zero', 'adjoint' or 'fbp', got {start!r}")
+        if start == "fbp" and not isinstance(A, Radon):
+            raise ValueError(f"LearnedPrimalDual: start='fbp' needs a Radon operator, got {type(A).__name__}")
         if not isinstance(checkpoint, bool):
             raise TypeError(f"LearnedPrimalDual: checkpoint must be a bool, got {type(checkpoint).__name__}")
         self.n_iter, self.n_primal = _int(n_iter, "n_iter"), _int(n_primal, "n_primal")
@@ -131,6 +138,11 @@ class LearnedPrimalDual(PhysicsModule):
         b = g.shape[0]
         if self.start == "adjoint":
             f = float32_physics(lambda v: A.adjoint(v) / self._norm2, g)
+            f = f[:, None].repeat(1, self.n_primal, 1, 1)
+        elif self.start == "fbp":
+            from ..solvers.fbp import fbp
+
+            f = float32_physics(lambda v: fbp(v, A), g)
             f = f[:, None].repeat(1, self.n_primal, 1, 1)
         else:
             f = g.new_zeros(b, self.n_primal, *A.in_shape)
