@@ -28,7 +28,7 @@ from skimage.restoration import denoise_tv_chambolle, denoise_wavelet
 
 from physinv.bench.splits import TEST_IMAGES
 from physinv.data import skimage_image
-from physinv.nets.denoiser import pretrained_denoiser
+from physinv.nets.denoiser import PRETRAINED_DENOISERS, pretrained_denoiser
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--images", nargs="+", default=list(TEST_IMAGES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--denoisers", nargs="+", default=["unet", "dncnn"], choices=sorted(PRETRAINED_DENOISERS),
+                   help="shipped denoisers to measure (the first is compared with the references)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
         import bm3d  # optional reference
     except ImportError:
         bm3d = None
-    D = pretrained_denoiser()
+    dens = {name: pretrained_denoiser(name=name) for name in args.denoisers}
     rng = np.random.default_rng(args.seed)
     rows = []
     for sigma in args.sigmas:
@@ -56,10 +58,11 @@ def main(argv: list[str] | None = None) -> dict:
             x = skimage_image(name)
             noisy = x + sigma * rng.standard_normal(x.shape)
             row = {"image": name, "sigma": sigma, "noisy": psnr(noisy, x)}
-            t = time.perf_counter()
-            with torch.no_grad():
-                out = D(torch.from_numpy(noisy).float(), sigma).double().numpy()
-            row["physinv"], row["physinv_s"] = psnr(out, x), time.perf_counter() - t
+            for dname, D in dens.items():
+                t = time.perf_counter()
+                with torch.no_grad():
+                    out = D(torch.from_numpy(noisy).float(), sigma).double().numpy()
+                row[dname], row[f"{dname}_s"] = psnr(out, x), time.perf_counter() - t
             t = time.perf_counter()
             row["tv_oracle"] = max(psnr(denoise_tv_chambolle(noisy, weight=w), x)
                                    for w in sigma * np.geomspace(0.5, 8, 9))
@@ -71,8 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
             if bm3d is not None:
                 row["bm3d"] = psnr(bm3d.bm3d(noisy, sigma), x)
             rows.append(row)
-    cols = ["noisy", "physinv", "tv_oracle", "wavelet"] + (["bm3d"] if bm3d is not None else [])
-    print("| sigma | image | " + " | ".join(cols) + " | physinv - best reference |")
+    first = args.denoisers[0]
+    cols = ["noisy", *dens, "tv_oracle", "wavelet"] + (["bm3d"] if bm3d is not None else [])
+    print("| sigma | image | " + " | ".join(cols) + f" | {first} - best of TV, wavelet |")
     print("|---|---|" + "---|" * (len(cols) + 1))
     for sigma in args.sigmas:
         sel = [r for r in rows if r["sigma"] == sigma]
@@ -80,11 +84,11 @@ def main(argv: list[str] | None = None) -> dict:
             if r is None:
                 r = {c: float(np.mean([q[c] for q in sel])) for c in cols}
                 r["image"] = "**mean**"
-            gap = r["physinv"] - max(r["tv_oracle"], r["wavelet"])
+            gap = r[first] - max(r["tv_oracle"], r["wavelet"])
             cells = " | ".join(f"{r[c]:.2f}" for c in cols)
             print(f"| {sigma} | {r['image']} | {cells} | {gap:+.2f} |")
-    t_ours = np.mean([r["physinv_s"] for r in rows])
-    print(f"\nseconds per image: physinv {t_ours:.3f}, TV (one weight) "
+    t_ours = ", ".join(f"{d} {np.mean([r[f'{d}_s'] for r in rows]):.3f}" for d in dens)
+    print(f"\nseconds per image: {t_ours}, TV (one weight) "
           f"{np.mean([r['tv_s'] for r in rows]):.3f}, wavelet {np.mean([r['wavelet_s'] for r in rows]):.3f}"
           f" ({args.threads} threads)")
     out = {"rows": rows, "threads": args.threads, "seed": args.seed, "bm3d": bm3d is not None}

@@ -1,12 +1,13 @@
 """Plug-and-play deblurring with the shipped denoiser against the oracle Wiener filter and oracle TV.
 
 No training for the blur: ``physinv.solvers.pnp`` (HQS, DPIR schedule, 8
-iterations, default ``lam``) with ``physinv.nets.pretrained_denoiser()`` and
-the true noise level. Test pictures only (never seen in training), grey,
-resized to ``--size``; circular blur (the model every method here assumes);
-PSFs Gaussian sigma 1.6 and 3, motion 15 px at 30 degrees, disk radius 4 and
-the four synthetic camera-shake kernels shipped in ``physinv.assets``
-(``shake_1`` ... ``shake_4``: no part of physinv was tuned on them); noise
+iterations, default ``lam``) with each shipped denoiser of ``--denoisers``
+(``physinv.nets.pretrained_denoiser(name=...)``) and the true noise level.
+Test pictures only (never seen in training), grey, resized to ``--size``;
+circular blur (the model every method here assumes); PSFs Gaussian sigma 1.6
+and 3, motion 15 px at 30 degrees, disk radius 4 and the four synthetic
+camera-shake kernels shipped in ``physinv.assets`` (``shake_1`` ...
+``shake_4``: no part of physinv was tuned on them); noise
 sigma 0.01 and 0.03 (seeded). References on the same data in the same run:
 
 - the MMSE Wiener filter with each test image's own power spectrum (the best
@@ -36,6 +37,7 @@ from physinv.bench.splits import TEST_IMAGES
 from physinv.data import skimage_image
 from physinv.metrics import psnr
 from physinv.nets import pretrained_denoiser
+from physinv.nets.denoiser import PRETRAINED_DENOISERS
 from physinv.operators import Convolution
 from physinv.solvers import pnp, tv
 
@@ -78,13 +80,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--crop", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--denoisers", nargs="+", default=["unet", "dncnn"], choices=sorted(PRETRAINED_DENOISERS),
+                   help="shipped denoisers to plug in (each gets its PnP column; the first is compared)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.psfs, args.size = args.images[:2], args.psfs[:2] + args.psfs[4:6], 128
     torch.set_num_threads(args.threads)
-    D = pretrained_denoiser()
+    dens = {name: pretrained_denoiser(name=name) for name in args.denoisers}
     g = torch.Generator().manual_seed(args.seed)
     c = args.crop
 
@@ -94,10 +98,12 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     t_start = time.perf_counter()
     for pname, sigma, name, A, F, x, y, P in cases(args.psfs, args.sigmas, args.images, args.size, g):
-        t = time.perf_counter()
-        r = pnp(A, y, D, sigma, n_iter=8, factorization=F)
-        row = {"psf": pname, "sigma": sigma, "image": name, "pnp": score(r.x, x),
-               "pnp_s": time.perf_counter() - t, "wiener_oracle": score(F.wiener(y, sigma, P), x)}
+        row = {"psf": pname, "sigma": sigma, "image": name, "wiener_oracle": score(F.wiener(y, sigma, P), x)}
+        for dname, D in dens.items():
+            t = time.perf_counter()
+            r = pnp(A, y, D, sigma, n_iter=8, factorization=F)
+            row[f"pnp_{dname}"], row[f"pnp_{dname}_s"] = score(r.x, x), time.perf_counter() - t
+        row["pnp"], row["pnp_s"] = row[f"pnp_{args.denoisers[0]}"], row[f"pnp_{args.denoisers[0]}_s"]
         # lam near 0.1 sigma is best on these images; TV converges slowly at small lam, hence
         # many iterations, warm-started from the previous lam of the grid
         best, x0 = -np.inf, None
@@ -106,19 +112,23 @@ def main(argv: list[str] | None = None) -> dict:
             best = max(best, score(x0, x))
         row["tv_oracle"] = best
         rows.append(row)
-        print(f"{pname} {sigma} {name}: pnp {row['pnp']:.2f} wiener* {row['wiener_oracle']:.2f} "
+        ours = " ".join(f"pnp[{d}] {row[f'pnp_{d}']:.2f}" for d in dens)
+        print(f"{pname} {sigma} {name}: {ours} wiener* {row['wiener_oracle']:.2f} "
               f"tv* {row['tv_oracle']:.2f}", flush=True)
-    print("\n| PSF | noise | PnP (shipped denoiser) | Wiener (oracle spectrum) | TV (oracle lam) | "
-          "PnP - Wiener | PnP - TV |")
-    print("|---|---|---|---|---|---|---|")
+    keys = [f"pnp_{d}" for d in dens]
+    print("\n| PSF | noise | " + " | ".join(f"PnP ({d})" for d in dens)
+          + f" | Wiener (oracle spectrum) | TV (oracle lam) | PnP ({args.denoisers[0]}) - Wiener | - TV |")
+    print("|---|---|" + "---|" * (len(keys) + 4))
     groups = [(q, s) for q in args.psfs for s in args.sigmas]
     for q, s in groups + [("**mean**", None)]:
         sel = [r for r in rows if (q == "**mean**" or (r["psf"] == q and r["sigma"] == s))]
-        m = {k: float(np.mean([r[k] for r in sel])) for k in ("pnp", "wiener_oracle", "tv_oracle")}
+        m = {k: float(np.mean([r[k] for r in sel])) for k in keys + ["pnp", "wiener_oracle", "tv_oracle"]}
         gap_w, gap_tv = m["pnp"] - m["wiener_oracle"], m["pnp"] - m["tv_oracle"]
-        print(f"| {q} | {'' if s is None else s} | {m['pnp']:.2f} | {m['wiener_oracle']:.2f} | "
+        ours = " | ".join(f"{m[k]:.2f}" for k in keys)
+        print(f"| {q} | {'' if s is None else s} | {ours} | {m['wiener_oracle']:.2f} | "
               f"{m['tv_oracle']:.2f} | {gap_w:+.2f} | {gap_tv:+.2f} |")
-    print(f"\n{len(rows)} cases, PnP {np.mean([r['pnp_s'] for r in rows]):.2f} s per image "
+    per_image = ", ".join(f"{d} {np.mean([r[f'pnp_{d}_s'] for r in rows]):.2f} s" for d in dens)
+    print(f"\n{len(rows)} cases, PnP per image: {per_image} "
           f"({args.size}x{args.size}, {args.threads} threads); total {time.perf_counter() - t_start:.0f} s")
     out = {"rows": rows, "config": vars(args)}
     if args.json:

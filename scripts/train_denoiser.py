@@ -40,7 +40,7 @@ from physinv._io import atomic_write
 from physinv.bench.splits import IMAGE_ALIASES, training_pictures
 from physinv.data import skimage_image
 from physinv.data.images import random_patches, textured_phantoms
-from physinv.nets.denoiser import PRETRAINED_DENOISER, Denoiser
+from physinv.nets.denoiser import PRETRAINED_DENOISERS, Denoiser, UNetDenoiser
 from physinv.train import Trainer
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -89,13 +89,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--patch", type=int, default=40)
     p.add_argument("--patches", type=int, default=20000)
-    p.add_argument("--depth", type=int, default=10)
-    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--arch", choices=("unet", "dncnn"), default="unet",
+                   help="unet: UNetDenoiser (the shipped default); dncnn: the plain Denoiser")
+    p.add_argument("--depth", type=int, default=10, help="dncnn: number of convolutions")
+    p.add_argument("--channels", type=int, nargs="+", default=None,
+                   help="feature channels (unet: one per scale, default 32 64 128; dncnn: one, default 32)")
+    p.add_argument("--blocks", type=int, default=2, help="unet: residual blocks per scale and side")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-dir", default=None, help="Trainer output (checkpoints; resumes if present)")
-    p.add_argument("--out", default=None, help=f"weights file (default data/{PRETRAINED_DENOISER})")
+    p.add_argument("--out", default=None, help="weights file (default: the shipped file of --arch)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -104,7 +108,10 @@ def main(argv: list[str] | None = None) -> dict:
     data = NoisyPatches(make_patches(args.patches, args.patch, args.seed))
     epochs = max(1, round(args.steps * args.batch / len(data)))
     steps_per_epoch = -(-len(data) // args.batch)
-    net = Denoiser(depth=args.depth, channels=args.channels)
+    if args.arch == "unet":
+        net = UNetDenoiser(channels=tuple(args.channels or (32, 64, 128)), blocks=args.blocks)
+    else:
+        net = Denoiser(depth=args.depth, channels=(args.channels or [32])[0])
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
     run_dir = args.run_dir or os.path.join(tempfile.gettempdir(), f"physinv_denoiser_seed{args.seed}")
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.fit()
     seconds = time.perf_counter() - t0
 
-    blob = {"format": "physinv-denoiser", "version": 1, "config": net.config(),
+    blob = {"format": "physinv-denoiser", "version": 2, "class": type(net).__name__, "config": net.config(),
             "state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
             "training": {"steps": epochs * steps_per_epoch, "batch": args.batch, "patch": args.patch,
                          "patches": len(data), "sigma_max": SIGMA_MAX, "lr": args.lr, "seed": args.seed,
@@ -124,13 +131,14 @@ def main(argv: list[str] | None = None) -> dict:
     torch.save(blob, buf)
     raw = buf.getvalue()
     shipped = args.out is None
-    out = Path(args.out) if args.out else DATA / PRETRAINED_DENOISER
+    shipped_name = PRETRAINED_DENOISERS[args.arch]
+    out = Path(args.out) if args.out else DATA / shipped_name
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda fh: fh.write(raw))
     if shipped:
         manifest_path = DATA / "manifest.json"
         manifest = json.loads(manifest_path.read_text())
-        manifest["files"][PRETRAINED_DENOISER] = {
+        manifest["files"][shipped_name] = {
             "kind": "weights", "made_by": "scripts/train_denoiser.py",
             "sha256": hashlib.sha256(raw).hexdigest(), "shape": None}
         text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"

@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from physinv import assets
-from physinv.nets.denoiser import PRETRAINED_DENOISER, Denoiser, pretrained_denoiser
+from physinv.nets.denoiser import (
+    PRETRAINED_DENOISER,
+    PRETRAINED_DENOISERS,
+    Denoiser,
+    UNetDenoiser,
+    pretrained_denoiser,
+)
 
 f64 = torch.float64
 
@@ -25,6 +31,43 @@ def test_positively_homogeneous_over_scales_and_shapes(scale, h, w, lead, sigma)
     assert out.shape == x.shape
     torch.testing.assert_close(net(scale * x, scale * sigma), scale * out, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(net(torch.zeros_like(x), 0.0), torch.zeros_like(x))
+
+
+@settings(max_examples=15, deadline=None)
+@given(scale=st.floats(1e-3, 1e3), h=st.integers(1, 13), w=st.integers(1, 13), lead=st.integers(1, 3),
+       sigma=st.floats(0.0, 0.5), levels=st.integers(1, 3))
+def test_unet_denoiser_is_homogeneous_at_any_size(scale, h, w, lead, sigma, levels):
+    # sizes that are not multiples of 2**(levels - 1) are padded by replication and cropped back
+    torch.manual_seed(0)
+    net = UNetDenoiser(channels=(3, 4, 5)[:levels], blocks=1).double()
+    x = torch.rand(lead, h, w, dtype=f64)
+    out = net(x, sigma)
+    assert out.shape == x.shape
+    torch.testing.assert_close(net(scale * x, scale * sigma), scale * out, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(net(torch.zeros_like(x), 0.0), torch.zeros_like(x))
+
+
+def test_unet_denoiser_is_translation_equivariant_away_from_the_padding():
+    # a shift by the coarsest stride commutes with the network (up to border effects)
+    torch.manual_seed(0)
+    net = UNetDenoiser(channels=(3, 4), blocks=1).double()
+    x = torch.rand(1, 64, 64, dtype=f64)
+    a = net(x, 0.1)[..., 24:40, 24:40]
+    b = net(torch.roll(x, (2, 2), dims=(-2, -1)), 0.1)[..., 26:42, 26:42]
+    torch.testing.assert_close(a, b)
+
+
+def test_unet_denoiser_bad_arguments_name_themselves():
+    for bad in ((), "32", None, (4, 0), (4, 2.5)):
+        with pytest.raises(ValueError, match="channels must be"):
+            UNetDenoiser(channels=bad)
+    with pytest.raises(ValueError, match="blocks must be an int >= 1"):
+        UNetDenoiser(blocks=0)
+    net = UNetDenoiser(channels=(4, 8), blocks=1)
+    with pytest.raises(TypeError, match="float64 on cpu but the network is torch.float32"):
+        net(torch.rand(8, 8, dtype=f64), 0.1)
+    with pytest.raises(ValueError, match="sigma must be finite and >= 0"):
+        net(torch.rand(8, 8), float("nan"))
 
 
 def test_noise_level_per_image_equals_one_call_per_image():
@@ -80,3 +123,18 @@ def test_shipped_denoiser_is_listed_checked_and_denoises_unseen_pictures():
     assert next(D64.parameters()).dtype == f64
     with pytest.raises(TypeError, match="dtype must be"):
         pretrained_denoiser(dtype=torch.float16)
+
+
+def test_every_shipped_denoiser_loads_by_name_and_bad_names_are_refused():
+    x = torch.full((1, 24, 24), 0.5)
+    noisy = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    kinds = {"unet": UNetDenoiser, "dncnn": Denoiser}
+    for name, path in PRETRAINED_DENOISERS.items():
+        assert path in assets.names("weights")
+        D = pretrained_denoiser(name=name)
+        assert type(D) is kinds[name] and not D.training
+        assert float((D(noisy, 0.05) - x).square().mean()) < float((noisy - x).square().mean()) / 4
+    assert PRETRAINED_DENOISER in PRETRAINED_DENOISERS.values()
+    for bad in ("bm3d", 1, ""):
+        with pytest.raises(ValueError, match="name must be one of"):
+            pretrained_denoiser(name=bad)

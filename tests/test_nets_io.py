@@ -19,6 +19,7 @@ from physinv.nets import (
     SavableModule,
     SpectralFilterNet,
     UNet,
+    UNetDenoiser,
     UnrolledHQS,
     UnrolledISTA,
     UnrolledLandweber,
@@ -76,6 +77,9 @@ def _nets():
         "mlp": (lambda: MLP((6,), (3,), hidden=(5,)), (6,)),
         "data-driven": (lambda: DataDriven(UNet(channels=4, levels=1), A, input="adjoint"), (16, 16)),
         "denoiser": (lambda: Denoiser(depth=3, channels=4), (16, 16)),
+        "unet-denoiser": (lambda: UNetDenoiser(channels=(4, 8), blocks=1), (15, 17)),
+        "hqs-unet-prior": (lambda: UnrolledHQS(A, prior=UNetDenoiser(channels=(4, 8), blocks=1), n_layers=2),
+                           (16, 16)),
     }
 
 

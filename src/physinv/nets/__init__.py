@@ -21,7 +21,7 @@ from . import cnn
 from ._common import PhysicsMismatchError
 from ._record import SavableModule
 from .cnn import MLP, DataDriven, DnCNN, UNet
-from .denoiser import Denoiser, pretrained_denoiser
+from .denoiser import Denoiser, UNetDenoiser, pretrained_denoiser
 from .hqs import UnrolledHQS
 from .hybrid import HybridNet
 from .io import NetFileError, load_net, save_net
@@ -31,7 +31,8 @@ from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber
 
 __all__ = [
     "SpectralFilterNet", "ParametricFilter", "UnrolledLandweber", "UnrolledISTA", "LearnedTransform",
-    "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "Denoiser", "pretrained_denoiser",
+    "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "Denoiser", "UNetDenoiser",
+    "pretrained_denoiser",
     "UnrolledHQS", "LearnedPrimalDual", "PhysicsMismatchError", "SavableModule", "save_net", "load_net",
     "NetFileError",
 ]
