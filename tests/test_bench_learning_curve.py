@@ -231,3 +231,13 @@ def test_primal_dual_started_from_fbp_begins_at_fbp(tmp_path):
     by = {r["method"]: r for r in res.rows}
     assert by["primal-dual-fbp"]["family"] == "physics"
     assert abs(float(by["primal-dual-fbp"]["psnr"]) - float(by["fbp"]["psnr"])) < 1e-3
+
+
+def test_default_methods_leave_out_the_opt_in_ones_only():
+    cfg = lc.LearningCurveConfig()
+    for problem in lc.PROBLEMS:
+        everything = lc.PHYSICS[problem] + lc.DATA_DRIVEN[problem]
+        assert set(cfg.methods_for(problem)) == set(everything) - set(lc.OPT_IN[problem])
+    assert "primal-dual-fbp" in cfg.methods_for("radon") and "primal-dual" not in cfg.methods_for("radon")
+    named = lc.LearningCurveConfig(methods=("primal-dual", "unet"))
+    assert named.methods_for("radon") == ("primal-dual", "unet")

@@ -269,7 +269,8 @@ def add_learning_curve(subparsers: Any, common: dict[str, argparse.ArgumentParse
     p.add_argument("--operator", choices=("blur", "radon", "both"), default=None,
                    help="problem: blur (deblurring natural images), radon (sparse-view CT) or both")
     p.add_argument("--methods", metavar="NAME", type=_lc_methods, action="extend", nargs="+", default=None,
-                   help="learned methods (comma- or space-separated); default all that apply")
+                   help="learned methods (comma- or space-separated); default all that apply but "
+                   + ", ".join(sorted(set(sum(lc.OPT_IN.values(), ())))) + " (named to run)")
     p.add_argument("--classical", metavar="NAME", action="extend", nargs="+", default=None,
                    help="classical baselines (default all that apply; 'none' for none)")
     p.add_argument("--sizes", metavar="N,...", type=_int_list, action="extend", default=None,
