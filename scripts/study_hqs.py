@@ -14,8 +14,8 @@ references of that script computed on the same data in the same run:
 Design. :class:`physinv.nets.UnrolledHQS` holds its operator fixed, and its
 schedule is initialised for one noise level. Here the operator and the noise
 level change with every batch, so the trained object is a small wrapper,
-:class:`FamilyHQS`: one trainable copy of the shipped denoiser (the prior of
-every layer) and two vectors of per-layer offsets, ``d_log_sigma`` and
+:class:`FamilyHQS`: one trainable copy of a shipped denoiser (``--denoiser``; the
+prior of every layer) and two vectors of per-layer offsets, ``d_log_sigma`` and
 ``d_log_alpha``. For a batch blurred by ``A`` with noise ``sigma`` it builds
 ``UnrolledHQS(A, prior=<the shared prior>, n_layers=K, noise_sigma=sigma)``
 (cheap: the FFT of the PSF) and runs it with
@@ -31,7 +31,9 @@ prior's weights. Nothing is fitted at test time.
 Training data: random square patches of the training pictures only
 (``physinv.bench.splits.training_images``), random flips and quarter turns;
 each batch gets one PSF drawn from a Gaussian (sigma 1-3.5 px), motion
-(length 5-20 px, any angle) or disk (radius 1.5-5 px) family, and one noise
+(length 5-20 px, any angle) or disk (radius 1.5-5 px) family (``--families``;
+``shake`` adds random camera-shake kernels, ``physinv.psf.shake`` of odd side
+9-23 with seeds from 10**6 on, never the test kernels' seeds), and one noise
 level uniform in [0.005, 0.04], circular blur, fresh noise every batch
 (``physinv.train.fit_simulated``; Adam, a small learning rate for the prior
 and a larger one for the offsets, cosine decay; the weights kept are the best
@@ -70,6 +72,7 @@ from physinv.bench import provenance
 from physinv.bench.splits import TEST_IMAGES, training_images
 from physinv.metrics import psnr
 from physinv.nets import UnrolledHQS, pretrained_denoiser
+from physinv.nets.denoiser import PRETRAINED_DENOISERS
 from physinv.operators import Convolution
 from physinv.solvers import pnp
 from physinv.train import fit_simulated
@@ -77,8 +80,12 @@ from physinv.train import fit_simulated
 #: Every training PSF is zero-padded (centred) to this odd side, so batches of PSFs stack.
 PSF_SIDE = 23
 
-#: The training blur families and their parameter ranges.
-FAMILIES = {"gaussian": (1.0, 3.5), "motion": (5.0, 20.0), "disk": (1.5, 5.0)}
+#: The training blur families and their parameter ranges (shake: the kernel side, odd).
+FAMILIES = {"gaussian": (1.0, 3.5), "motion": (5.0, 20.0), "disk": (1.5, 5.0), "shake": (9, PSF_SIDE)}
+#: Families drawn when ``--families`` is not given.
+DEFAULT_FAMILIES = ("gaussian", "motion", "disk")
+#: Training shake kernels take seeds from here on, far from the test kernels' seeds (1000-1003).
+SHAKE_SEED0 = 10**6
 
 
 def _eval_pnp() -> Any:
@@ -143,10 +150,15 @@ def pad_psf(k: torch.Tensor, side: int = PSF_SIDE) -> torch.Tensor:
     return torch.nn.functional.pad(k, (pw, pw, ph, ph))
 
 
-def random_psf(rng: np.random.Generator) -> tuple[torch.Tensor, str]:
+def random_psf(rng: np.random.Generator, families: tuple[str, ...] = DEFAULT_FAMILIES
+               ) -> tuple[torch.Tensor, str]:
     """One PSF of the training family (padded to ``PSF_SIDE``) and its description."""
-    family = ("gaussian", "motion", "disk")[int(rng.integers(3))]
+    family = families[int(rng.integers(len(families)))]
     lo, hi = FAMILIES[family]
+    if family == "shake":  # random camera shake, seeds disjoint from the shipped test kernels
+        side = int(rng.integers(lo // 2, hi // 2 + 1)) * 2 + 1
+        seed = SHAKE_SEED0 + int(rng.integers(0, 2**30))
+        return pad_psf(psf.shake(side, seed)), f"shake:{side},{seed}"
     v = float(rng.uniform(lo, hi))
     if family == "gaussian":
         k, desc = psf.gaussian(v), f"gaussian:{v:.2f}"
@@ -156,6 +168,13 @@ def random_psf(rng: np.random.Generator) -> tuple[torch.Tensor, str]:
     else:
         k, desc = psf.disk(v), f"disk:{v:.2f}"
     return pad_psf(k.to(torch.float64)), desc
+
+
+def _trainable(prior: nn.Module) -> nn.Module:
+    """``prior`` with gradients on (the shipped denoisers come frozen)."""
+    for q in prior.parameters():
+        q.requires_grad_(True)
+    return prior
 
 
 def _run_net(model: FamilyHQS, y: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
@@ -209,14 +228,14 @@ def weights_sha256(model: nn.Module) -> str:
 def train(args: argparse.Namespace) -> tuple[FamilyHQS, dict[str, Any]]:
     """Train a :class:`FamilyHQS` on the training pictures; returns it and a record of the run."""
     torch.manual_seed(args.seed)
-    model = FamilyHQS(n_layers=args.layers)
+    model = FamilyHQS(n_layers=args.layers, prior=_trainable(pretrained_denoiser(name=args.denoiser)))
     X = patches(args.train_size, args.patch, args.n_patches, args.seed)
     rng = np.random.default_rng(args.seed + 1)
     g = torch.Generator().manual_seed(args.seed + 2)
     drawn: list[str] = []
 
     def measure(x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-        k, desc = random_psf(rng)
+        k, desc = random_psf(rng, tuple(args.families))
         sigma = float(rng.uniform(*args.train_sigma))
         drawn.append(desc)
         y = Convolution(k, tuple(x.shape[-2:]))(x) + sigma * torch.randn(x.shape, generator=g)
@@ -227,7 +246,7 @@ def train(args: argparse.Namespace) -> tuple[FamilyHQS, dict[str, Any]]:
     vrng = np.random.default_rng(args.seed + 1001)
     val = []
     for x in Xv:
-        k, _ = random_psf(vrng)
+        k, _ = random_psf(vrng, tuple(args.families))
         s = float(vrng.uniform(*args.train_sigma))
         y = Convolution(k, tuple(x.shape))(x) + s * torch.randn(x.shape, generator=g)
         val.append((y.float(), x, {"psf": k, "sigma": torch.tensor(s)}))
@@ -252,7 +271,7 @@ def train(args: argparse.Namespace) -> tuple[FamilyHQS, dict[str, Any]]:
         model.load_state_dict(start)
         kept = "untrained (no check beat it)"
     model.eval()
-    families = {f: sum(d.startswith(f) for d in drawn) for f in FAMILIES}
+    families = {f: sum(d.startswith(f) for d in drawn) for f in args.families}
     record = {"train_s": train_s, "history": history, "val_psnr_init": val_init, "kept": kept,
               "psfs_drawn": families,
               "sha256": weights_sha256(model),
@@ -263,8 +282,8 @@ def train(args: argparse.Namespace) -> tuple[FamilyHQS, dict[str, Any]]:
 
 def evaluate(args: argparse.Namespace, model: FamilyHQS) -> list[dict[str, Any]]:
     """The eval_pnp protocol: oracle Wiener, PnP, the untrained and the trained network per case."""
-    D = pretrained_denoiser()
-    init = FamilyHQS(n_layers=args.layers, prior=pretrained_denoiser()).eval()
+    D = pretrained_denoiser(name=args.denoiser)
+    init = FamilyHQS(n_layers=args.layers, prior=pretrained_denoiser(name=args.denoiser)).eval()
     g = torch.Generator().manual_seed(args.seed)
     c = args.crop
 
@@ -376,6 +395,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--lr-prior", type=float, default=5e-5)
     p.add_argument("--lr-schedule", type=float, default=2e-2)
     p.add_argument("--train-sigma", type=float, nargs=2, default=[0.005, 0.04])
+    p.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=sorted(FAMILIES),
+                   help="training blur families (shake: random camera-shake kernels of other seeds "
+                        "than the test kernels)")
+    p.add_argument("--denoiser", choices=sorted(PRETRAINED_DENOISERS), default=None,
+                   help="shipped denoiser that starts the prior (default: physinv's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true")

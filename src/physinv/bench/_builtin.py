@@ -27,6 +27,8 @@ import warnings
 import numpy as np
 import torch
 
+from .. import assets
+from ..nets.denoiser import PRETRAINED_DENOISER
 from ..solvers import (
     cgls,
     choose_lambda,
@@ -295,7 +297,8 @@ register("tv", _tv, oracle=False, family="sparse",
 register("pnp-hqs", _pnp, oracle=False, family="learned-prior",
          label=f"plug-and-play HQS with physinv's shipped denoiser (no training for the blur), "
                f"{PNP_ITER} it, DPIR schedule, sigma {_MAD}", assumes="matched",
-         params={"n_iter": PNP_ITER, "denoiser": "weights/denoiser_v1.pt"})
+         params={"n_iter": PNP_ITER, "denoiser": PRETRAINED_DENOISER,
+                 "denoiser_sha256": assets.manifest()[PRETRAINED_DENOISER]["sha256"]})
 register("tikhonov-oracle", _tikhonov_oracle, oracle=True, family="spectral",
          label="Tikhonov, lam with the best PSNR against the truth (oracle; 41 + 21 lam; one solve timed; "
                "circular model)", assumes="circular", quick=True)

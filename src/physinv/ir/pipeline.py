@@ -224,7 +224,8 @@ class Reconstruct:
         from ..nets import pretrained_denoiser
 
         d = self._denoiser
-        if d is None or d.body[0].weight.device != device or d.body[0].weight.dtype != dtype:
+        w = None if d is None else next(d.parameters())
+        if w is None or w.device != device or w.dtype != dtype:
             d = pretrained_denoiser(device=device, dtype=dtype)
             self._denoiser = d
         return d

@@ -36,7 +36,7 @@ __all__ = ["Denoiser", "UNetDenoiser", "pretrained_denoiser", "PRETRAINED_DENOIS
 #: The shipped denoisers (files of :mod:`physinv.assets`), by the name :func:`pretrained_denoiser` takes.
 PRETRAINED_DENOISERS = {"unet": "weights/denoiser_unet_v2.pt", "dncnn": "weights/denoiser_v1.pt"}
 #: The shipped weights :func:`pretrained_denoiser` loads by default.
-PRETRAINED_DENOISER = PRETRAINED_DENOISERS["dncnn"]
+PRETRAINED_DENOISER = PRETRAINED_DENOISERS["unet"]
 
 
 def _positive_int(v: Any, name: str, minimum: int) -> int:

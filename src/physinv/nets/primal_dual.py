@@ -15,8 +15,8 @@ Both CNNs are three 3x3 convolutions with PReLU activations; the last layer
 of each starts at zero, so the untrained network outputs its initial primal
 state: zero (the paper), the scaled back-projection, or, for a
 :class:`~physinv.operators.Radon` geometry, the filtered back-projection.
-Started from FBP, the untrained network *is* FBP and training can only
-learn corrections to it, which makes short (CPU) training budgets useful.
+Started from FBP, the untrained network *is* FBP and training learns
+corrections to it: training starts from FBP's quality, not from zero.
 """
 
 from __future__ import annotations
