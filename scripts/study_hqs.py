@@ -122,9 +122,7 @@ class FamilyHQS(nn.Module):
         if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
             raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
         if prior is None:
-            prior = pretrained_denoiser()
-            for p in prior.parameters():
-                p.requires_grad_(True)
+            prior = _trainable(pretrained_denoiser())
         self.n_layers = n_layers
         self.prior = prior.train()
         self.d_log_sigma = nn.Parameter(torch.zeros(n_layers))

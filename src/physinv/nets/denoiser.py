@@ -39,9 +39,9 @@ PRETRAINED_DENOISERS = {"unet": "weights/denoiser_unet_v2.pt", "dncnn": "weights
 PRETRAINED_DENOISER = PRETRAINED_DENOISERS["unet"]
 
 
-def _positive_int(v: Any, name: str, minimum: int) -> int:
+def _positive_int(v: Any, name: str, minimum: int, owner: str = "Denoiser") -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum:
-        raise ValueError(f"Denoiser: {name} must be an int >= {minimum}, got {v!r}")
+        raise ValueError(f"{owner}: {name} must be an int >= {minimum}, got {v!r}")
     return int(v)
 
 
@@ -182,8 +182,8 @@ class UNetDenoiser(Denoiser):
         if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or len(channels) < 1:
             raise ValueError(f"UNetDenoiser: channels must be a non-empty sequence of ints >= 1, "
                              f"got {channels!r}")
-        chans = tuple(_positive_int(c, "channels", 1) for c in channels)
-        blocks = _positive_int(blocks, "blocks", 1)
+        chans = tuple(_positive_int(c, "channels", 1, "UNetDenoiser") for c in channels)
+        blocks = _positive_int(blocks, "blocks", 1, "UNetDenoiser")
         self.channels, self.blocks = chans, blocks
         self.head = nn.Conv2d(2, chans[0], 3, padding=1, bias=False)
         self.enc, self.down = nn.ModuleList(), nn.ModuleList()
