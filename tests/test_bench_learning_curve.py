@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import sys
 
 import pytest
+from _procs import run_group, torchrun_env
 
 from physinv.bench import learning_curve as lc
 from physinv.bench._cells import Cell, CellStore, Shard
@@ -147,12 +147,12 @@ def test_torchrun_two_processes_equal_single_run(tiny_run, tmp_path):
     args = ["--operator", "both", "--methods", "spectral,landweber,unet", "--sizes", "2,3", "--seeds", "0",
             "--size", "16", "--n-test", "1", "--steps", "3", "--classical", "fbp", "tikhonov-gcv",
             "--no-progress", "--threads", "1"]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                        "--nproc-per-node", "2", "-m", "physinv", "bench", "learning-curve", "--out",
-                        str(tmp_path / "tr"), *args], env=env, capture_output=True, text=True, timeout=600)
+    r = run_group(lambda attempt: [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   "--nproc-per-node", "2", "-m", "physinv", "bench", "learning-curve",
+                                   "--out", str(tmp_path / f"tr{attempt}"), *args],
+                  timeout=300, env=torchrun_env())
     assert r.returncode == 0, r.stderr[-2000:]
-    assert _csv(tmp_path / "tr" / "results.csv") == _csv(out / "results.csv")
+    assert _csv(os.path.join(r.args[r.args.index("--out") + 1], "results.csv")) == _csv(out / "results.csv")
 
 
 @pytest.mark.slow

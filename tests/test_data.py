@@ -212,7 +212,7 @@ def test_dataset_deterministic_per_index_and_seed():
 
 def test_dataset_same_samples_in_dataloader_workers():
     ds = InverseProblemDataset(_blur(), Phantoms(8, 16, seed=0), noise_sigma=0.05, seed=1)
-    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2)
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2, timeout=120)
     ys = torch.cat([b[0] for b in loader])
     assert torch.equal(ys, torch.stack([ds[i][0] for i in range(8)]))
 

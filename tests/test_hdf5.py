@@ -207,7 +207,7 @@ def test_worker_processes_and_pickling(tmp_path):
     h5[0]  # open a handle in this process first: workers must not reuse it
     clone = pickle.loads(pickle.dumps(h5))
     assert clone._h is None and torch.equal(clone[4][0], ds[4][0])
-    loader = torch.utils.data.DataLoader(h5, batch_size=2, num_workers=2)
+    loader = torch.utils.data.DataLoader(h5, batch_size=2, num_workers=2, timeout=120)
     ys = torch.cat([b[0] for b in loader])
     assert torch.equal(ys, torch.stack([ds[i][0] for i in range(9)]))
     with h5:

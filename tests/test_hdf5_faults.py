@@ -213,7 +213,8 @@ def test_corrupt_sample_is_detected_in_dataloader_workers(tmp_path):
     with open(bad, "wb") as fh:
         fh.write(data)
     h5 = H5Dataset(bad)
-    loader = torch.utils.data.DataLoader(_Catching(h5), batch_size=2, num_workers=2, collate_fn=list)
+    loader = torch.utils.data.DataLoader(_Catching(h5), batch_size=2, num_workers=2, collate_fn=list,
+                                         timeout=120)
     got = [item for batch in loader for item in batch]
     assert all(pid != os.getpid() for pid, _ in got)  # read in the workers
     assert [m for _, m in got if m != "ok"] == [m for _, m in got][3:4]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import _train_script
 import numpy as np
 import pytest
 import torch
+from _procs import run_group, torchrun_env
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -96,25 +96,13 @@ def test_torchrun_two_processes_match_single_process(tmp_path, one_thread):
     single = _train_script.build(None, epochs=3)
     single.fit()
     # --standalone: the c10d rendezvous binds a free port itself (no race with other jobs).
-    # A launch that hangs (seen once on a heavily overloaded machine) is killed with its
-    # whole process group and retried once in a fresh directory; a second hang fails.
-    failures = []
-    for attempt in range(2):
-        out = str(tmp_path / f"ddp{attempt}")
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               SCRIPT, "--out", out]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-        try:
-            stdout, stderr = proc.communicate(timeout=150)
-            break
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate()
-            failures.append(stdout[-2000:] + "\n" + stderr[-3000:])
-    else:
-        pytest.fail("torchrun did not finish in 150 s, twice:\n" + "\n----\n".join(failures))
-    assert proc.returncode == 0, stdout[-2000:] + stderr[-3000:]
+    # A launch that hangs (seen on heavily overloaded machines) is killed with all its
+    # processes and retried once in a fresh directory; a second hang fails.
+    r = run_group(lambda attempt: [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   "--nproc_per_node=2", SCRIPT, "--out", str(tmp_path / f"ddp{attempt}")],
+                  timeout=150, cwd=ROOT, env=torchrun_env(_env()))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    out = r.args[-1]
     final = load_checkpoint(os.path.join(out, "final.pt"))
     assert final["world"] == 2
     assert final["steps_run"] == 12  # each rank took every step, on half of each global batch
