@@ -138,3 +138,25 @@ def test_every_shipped_denoiser_loads_by_name_and_bad_names_are_refused():
     for bad in ("bm3d", 1, ""):
         with pytest.raises(ValueError, match="name must be one of"):
             pretrained_denoiser(name=bad)
+
+
+def test_both_denoisers_share_one_call_protocol_and_name_themselves_in_errors():
+    from physinv.nets import ResidualDenoiser
+
+    for net in (Denoiser(depth=3, channels=4), UNetDenoiser(channels=(4, 8), blocks=1)):
+        assert isinstance(net, ResidualDenoiser)
+        name = type(net).__name__
+        with pytest.raises(ValueError, match=f"^{name}: sigma must be finite"):
+            net(torch.rand(8, 8), -0.1)
+        with pytest.raises(TypeError, match=f"^{name}: x must be a torch.Tensor"):
+            net([[0.0]], 0.1)
+        with pytest.raises(ValueError, match=f"^{name}: sigma of shape"):
+            net(torch.rand(2, 8, 8), torch.full((3,), 0.1))
+
+    class Bare(ResidualDenoiser):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+    with pytest.raises(NotImplementedError, match="Bare must implement _residual"):
+        Bare()(torch.rand(4, 4), 0.1)

@@ -16,6 +16,7 @@ from physinv.nets import (
     HybridNet,
     LearnedPrimalDual,
     NetFileError,
+    ResidualDenoiser,
     SavableModule,
     SpectralFilterNet,
     UNet,
@@ -84,7 +85,7 @@ def _nets():
 
 
 def _call(net, y):
-    if isinstance(net, Denoiser) or getattr(net, "parametric", False):
+    if isinstance(net, ResidualDenoiser) or getattr(net, "parametric", False):
         return net(y, 0.05)
     return net(y)
 

@@ -9,7 +9,8 @@
 - :class:`HybridNet`: a physics block followed by a residual CNN refiner.
 - :mod:`physinv.nets.cnn`: ``UNet``, ``DnCNN``, ``MLP`` and the
   :class:`DataDriven` wrapper for purely data-driven baselines.
-- Beyond the linear limit: :class:`Denoiser` and :func:`pretrained_denoiser`
+- Beyond the linear limit: :class:`Denoiser`, :class:`UNetDenoiser` (both
+  :class:`ResidualDenoiser`) and :func:`pretrained_denoiser`
   (the denoiser that ships with physinv, a prior for
   :func:`physinv.solvers.pnp`), :class:`UnrolledHQS` (the exact data step and
   a learned prior in every layer) and :class:`LearnedPrimalDual`.
@@ -21,7 +22,7 @@ from . import cnn
 from ._common import PhysicsMismatchError
 from ._record import SavableModule
 from .cnn import MLP, DataDriven, DnCNN, UNet
-from .denoiser import Denoiser, UNetDenoiser, pretrained_denoiser
+from .denoiser import Denoiser, ResidualDenoiser, UNetDenoiser, pretrained_denoiser
 from .hqs import UnrolledHQS
 from .hybrid import HybridNet
 from .io import NetFileError, load_net, save_net
@@ -31,7 +32,7 @@ from .unrolled import LearnedTransform, UnrolledISTA, UnrolledLandweber
 
 __all__ = [
     "SpectralFilterNet", "ParametricFilter", "UnrolledLandweber", "UnrolledISTA", "LearnedTransform",
-    "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "Denoiser", "UNetDenoiser",
+    "HybridNet", "UNet", "DnCNN", "MLP", "DataDriven", "cnn", "Denoiser", "UNetDenoiser", "ResidualDenoiser",
     "pretrained_denoiser",
     "UnrolledHQS", "LearnedPrimalDual", "PhysicsMismatchError", "SavableModule", "save_net", "load_net",
     "NetFileError",

@@ -45,7 +45,73 @@ def _positive_int(v: Any, name: str, minimum: int, owner: str = "Denoiser") -> i
     return int(v)
 
 
-class Denoiser(SavableModule):
+class ResidualDenoiser(SavableModule):
+    """Base of physinv's denoisers: ``D(x, sigma) = x - R([x, sigma])``.
+
+    Holds the call protocol every shipped denoiser shares, so a subclass only
+    builds its layers and implements ``_residual``, which maps a batch of
+    ``(B, 2, H, W)`` inputs (the images and a constant plane of their noise
+    levels) to the ``(B, 1, H, W)`` noise estimate ``R``.
+
+    Notes
+    -----
+    Called as ``denoiser(x, sigma)`` with ``x`` of shape ``(..., H, W)`` and
+    ``sigma`` a number or a tensor broadcasting to the leading dims (one
+    noise level per image). ``x`` must have the network's dtype and device;
+    ``sigma`` must be finite and non-negative. A bias-free ``R`` makes the
+    map positively homogeneous, ``D(a x, a sigma) = a D(x, sigma)`` for
+    ``a > 0``, with ``D(0, 0) = 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> class Shrink(ResidualDenoiser):          # R = a 3x3 convolution of [x, sigma]
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv = nn.Conv2d(2, 1, 3, padding=1, bias=False)
+    ...     def _residual(self, inp):
+    ...         return self.conv(inp)
+    >>> Shrink()(torch.rand(3, 8, 8), 0.1).shape
+    torch.Size([3, 8, 8])
+    """
+
+    def _sigma(self, sigma: Any, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-2]
+        if isinstance(sigma, bool) or not isinstance(sigma, (numbers.Real, torch.Tensor)):
+            raise TypeError(f"{type(self).__name__}: sigma must be a number or a tensor, "
+                            f"got {type(sigma).__name__}")
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        if not torch.isfinite(s).all() or (s < 0).any():
+            raise ValueError(f"{type(self).__name__}: sigma must be finite and >= 0")
+        try:
+            s = torch.broadcast_to(s, lead)
+        except RuntimeError:
+            raise ValueError(f"{type(self).__name__}: sigma of shape {tuple(s.shape)} does not broadcast "
+                             f"to the leading dims {tuple(lead)} of x") from None
+        return s.reshape(-1, 1, 1, 1)
+
+    def forward(self, x: torch.Tensor, sigma: Any) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{type(self).__name__}: x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() < 2 or x.shape[-1] < 1 or x.shape[-2] < 1:
+            raise ValueError(f"{type(self).__name__}: x must have shape (..., H, W), got {tuple(x.shape)}")
+        w = next(self.parameters())
+        if x.dtype != w.dtype or x.device != w.device:
+            raise TypeError(f"{type(self).__name__}: x is {x.dtype} on {x.device} but the network is "
+                            f"{w.dtype} on {w.device}; use denoiser.to(...) to match")
+        s = self._sigma(sigma, x)
+        if x.numel() == 0:
+            return x.clone()
+        flat = x.reshape(-1, 1, *x.shape[-2:])
+        inp = torch.cat([flat, s.expand_as(flat)], dim=1)
+        return (flat - self._residual(inp)).reshape(x.shape)
+
+    def _residual(self, inp: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement _residual")
+
+
+class Denoiser(ResidualDenoiser):
     """Residual, bias-free, noise-conditioned CNN: ``D(x, sigma) = x - R([x, sigma])``.
 
     Parameters
@@ -57,11 +123,9 @@ class Denoiser(SavableModule):
 
     Notes
     -----
-    Called as ``denoiser(x, sigma)`` with ``x`` of shape ``(..., H, W)`` and
-    ``sigma`` a number or a tensor broadcasting to the leading dims (one
-    noise level per image). Without biases the map is positively
-    homogeneous, ``D(a x, a sigma) = a D(x, sigma)`` for ``a > 0``, and
-    ``D(0, 0) = 0``.
+    The call of :class:`ResidualDenoiser`. Without biases the map is
+    positively homogeneous, ``D(a x, a sigma) = a D(x, sigma)`` for
+    ``a > 0``, and ``D(0, 0) = 0``.
 
     Examples
     --------
@@ -90,36 +154,6 @@ class Denoiser(SavableModule):
         """The constructor arguments (stored beside the weights)."""
         return {"depth": self.depth, "channels": self.channels}
 
-    def _sigma(self, sigma: Any, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-2]
-        if isinstance(sigma, bool) or not isinstance(sigma, (numbers.Real, torch.Tensor)):
-            raise TypeError(f"Denoiser: sigma must be a number or a tensor, got {type(sigma).__name__}")
-        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-        if not torch.isfinite(s).all() or (s < 0).any():
-            raise ValueError("Denoiser: sigma must be finite and >= 0")
-        try:
-            s = torch.broadcast_to(s, lead)
-        except RuntimeError:
-            raise ValueError(f"Denoiser: sigma of shape {tuple(s.shape)} does not broadcast to the "
-                             f"leading dims {tuple(lead)} of x") from None
-        return s.reshape(-1, 1, 1, 1)
-
-    def forward(self, x: torch.Tensor, sigma: Any) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"Denoiser: x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() < 2 or x.shape[-1] < 1 or x.shape[-2] < 1:
-            raise ValueError(f"Denoiser: x must have shape (..., H, W), got {tuple(x.shape)}")
-        w = next(self.parameters())
-        if x.dtype != w.dtype or x.device != w.device:
-            raise TypeError(f"Denoiser: x is {x.dtype} on {x.device} but the network is {w.dtype} on "
-                            f"{w.device}; use denoiser.to(...) to match")
-        s = self._sigma(sigma, x)
-        if x.numel() == 0:
-            return x.clone()
-        flat = x.reshape(-1, 1, *x.shape[-2:])
-        inp = torch.cat([flat, s.expand_as(flat)], dim=1)
-        return (flat - self._residual(inp)).reshape(x.shape)
-
     def _residual(self, inp: torch.Tensor) -> torch.Tensor:
         return self.body(inp)
 
@@ -138,7 +172,7 @@ class _ResBlock(nn.Module):
         return h + self.b(torch.relu(self.a(h)))
 
 
-class UNetDenoiser(Denoiser):
+class UNetDenoiser(ResidualDenoiser):
     """Multi-scale residual U-Net denoiser (a small, bias-free DRUNet-like design).
 
     ``D(x, sigma) = x - R([x, sigma])`` like :class:`Denoiser`, but ``R`` is a
@@ -159,7 +193,7 @@ class UNetDenoiser(Denoiser):
 
     Notes
     -----
-    Same call as :class:`Denoiser` (``(..., H, W)`` images, a number or a
+    Same call as :class:`ResidualDenoiser` (``(..., H, W)`` images, a number or a
     tensor of noise levels per image) and the same positive homogeneity,
     ``D(a x, a sigma) = a D(x, sigma)``: there are no biases and the images
     are padded by replication (a linear map) to a multiple of
@@ -178,7 +212,7 @@ class UNetDenoiser(Denoiser):
     """
 
     def __init__(self, channels: tuple[int, ...] | list[int] = (32, 64, 128), blocks: int = 2) -> None:
-        SavableModule.__init__(self)
+        super().__init__()
         if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or len(channels) < 1:
             raise ValueError(f"UNetDenoiser: channels must be a non-empty sequence of ints >= 1, "
                              f"got {channels!r}")
