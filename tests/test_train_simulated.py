@@ -115,3 +115,32 @@ def test_bad_images_and_measure():
         fit_simulated(_model(), torch.rand(4, 8, 8), None, steps=1, batch_size=1)
     with pytest.raises(TypeError, match="model must be"):
         fit_simulated("net", torch.rand(4, 8, 8), lambda xb: xb, steps=1, batch_size=1)
+
+
+def test_a_diverging_run_returns_its_untrained_weights():
+    # the start is the exact inverse of y = 0.5 x (a centre tap of 2); a huge learning rate
+    # throws every check far from it, so the untrained weights must come back, unchanged
+    x = torch.rand(8, 8, 8, generator=torch.Generator().manual_seed(3))
+    model = torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.weight[0, 0, 1, 1] = 2.0
+    start = model.weight.detach().clone()
+    val = TensorDataset(0.5 * x, x)
+    hist = fit_simulated(model, x, lambda xb: 0.5 * xb + 0.05 * torch.randn_like(xb), steps=8, batch_size=4,
+                         checks=4, lr=50.0, val_data=val, forward=_fwd)
+    assert max(h["val_psnr"] for h in hist) < evaluate(model, val, forward=_fwd)["psnr"]
+    assert torch.equal(model.weight, start)
+
+
+def test_a_run_that_improves_keeps_its_best_check_not_the_start():
+    x = torch.rand(8, 8, 8, generator=torch.Generator().manual_seed(4))
+    model = _model()
+    start = model.weight.detach().clone()
+    val = TensorDataset(0.5 * x, x)
+    before = evaluate(model, val, forward=_fwd)["psnr"]
+    hist = fit_simulated(model, x, lambda xb: 0.5 * xb, steps=40, batch_size=4, checks=4, lr=5e-2,
+                         val_data=val, forward=_fwd)
+    after = evaluate(model, val, forward=_fwd)["psnr"]
+    assert after > before and not torch.equal(model.weight, start)
+    assert after == pytest.approx(max(h["val_psnr"] for h in hist), abs=1e-6)

@@ -41,13 +41,14 @@ from typing import Any
 import torch
 
 from ..train import fit_simulated
+from ..train.simulated import LOOP_VERSION
 from ._builtin import mad_noise_sigma
 from .methods import Problem, register
 
 __all__ = ["SFN_TRAIN", "LEARNED"]
 
 #: Version of the training procedure (part of every learned method's cell IDs).
-_LOOP = "fit_simulated-1"
+_LOOP = LOOP_VERSION
 
 #: Training settings of ``spectral-filter-net`` (part of its cell IDs).
 SFN_TRAIN = {"steps": 300, "batch": 8, "lr": 0.1, "lam0_per_sigma2": 30.0, "loop": _LOOP}

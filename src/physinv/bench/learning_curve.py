@@ -48,6 +48,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ..train import fit_simulated
+from ..train.simulated import LOOP_VERSION
 from . import provenance, splits
 from ._cells import Cell, CellStore, Shard, StudyCounts, run_cells
 from ._config import int_list
@@ -87,7 +88,7 @@ CSV_COLUMNS = ("problem", "method", "family", "n_train", "n_val", "seed", "psnr"
 
 _NOISE = {"blur": 0.01, "radon": 0.025}
 #: Version of the training procedure (part of learned cells' IDs: cells trained otherwise are not reused).
-TRAIN_LOOP = "fit_simulated-1"
+TRAIN_LOOP = LOOP_VERSION
 _BLUR_SIGMA = 2.0
 _ANGLES = 30
 

@@ -20,7 +20,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .checkpoint import load_weights
+from .evaluation import evaluate
 from .trainer import Trainer
+
+#: Changes whenever the loop's results change for the same arguments; studies put it in their cell
+#: IDs so that results of an older loop are recomputed, never mixed with new ones. Version 2: the
+#: untrained weights compete with the validation checks (a run never ends below its start).
+LOOP_VERSION = "fit_simulated-2"
 
 __all__ = ["fit_simulated"]
 
@@ -64,7 +70,8 @@ def fit_simulated(model: nn.Module, images: torch.Tensor | tuple[torch.Tensor, .
     ----------
     model : nn.Module
         The network, trained in place; on return it holds the weights that
-        scored best on ``val_data`` (the last ones without it).
+        scored best on ``val_data``, the untrained ones included (the last
+        ones without ``val_data``).
     images : Tensor or tuple of Tensors
         ``(N, ...)`` ground-truth training images, or a tuple ``(x, extra,
         ...)`` of tensors of ``N`` items each, batched together (for example
@@ -82,8 +89,10 @@ def fit_simulated(model: nn.Module, images: torch.Tensor | tuple[torch.Tensor, .
         Learning rate of the default optimizer (Adam).
     val_data : Dataset, optional
         Fixed validation items ``(y, x)`` or ``(y, x, sigma)``; the model is
-        scored on it ``checks`` times (mean PSNR unless ``metrics`` say
-        otherwise) and the best weights are kept.
+        scored on it before training and ``checks`` times during it (mean
+        PSNR unless ``metrics`` say otherwise) and the best weights are kept:
+        a run whose training diverges returns its starting weights, not a
+        collapsed network.
     checks : int
         How many times the run is validated (the Trainer's epochs).
     forward : callable, optional
@@ -154,6 +163,10 @@ def fit_simulated(model: nn.Module, images: torch.Tensor | tuple[torch.Tensor, .
         return mse(pred, target)
 
     validate = val_data is not None
+    if validate:  # the score to beat: the untrained network's
+        start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        start = evaluate(model, val_data, batch_size, fwd, metrics, None, device,
+                         distributed=False)[next(iter(metrics)) if metrics else "psnr"]
     with tempfile.TemporaryDirectory(prefix="physinv-fit-") as out:
         data = _Cycle(tensors, per_check * batch_size)
         trainer = Trainer(model, loss=mse, optimizer=optimizer, train_data=data, val_data=val_data,
@@ -163,6 +176,9 @@ def fit_simulated(model: nn.Module, images: torch.Tensor | tuple[torch.Tensor, .
                           step_fn=step_fn, metrics=metrics, distributed=False, precision=precision,
                           monitor=f"val_{next(iter(metrics))}" if validate and metrics else None)
         history = trainer.fit()
-        if validate and trainer.best is not None:
-            load_weights(model, f"{out}/best.pt")
+        if validate:
+            if trainer.best is not None and (math.isnan(start) or not trainer._improved(start)):
+                load_weights(model, f"{out}/best.pt")
+            else:  # no check beat the start (or every one was NaN): keep the untrained weights
+                model.load_state_dict(start_state)
     return history
