@@ -4,8 +4,8 @@
 then waits for its pipes to close. torchrun starts each worker in a session of its own, so neither
 that kill nor a kill of torchrun's process group reaches them, and a hung launch would block the
 test (and CI) forever. Here the output goes to files rather than pipes, a timeout kills the whole
-process tree (found through ``/proc`` before anything is killed), and a hung launch is retried once
-before the test fails.
+process tree (found through ``/proc`` before anything is killed), and a hung launch is retried
+(``attempts`` launches in all) before the test fails.
 """
 
 from __future__ import annotations

@@ -150,7 +150,7 @@ def test_torchrun_two_processes_equal_single_run(tiny_run, tmp_path):
     r = run_group(lambda attempt: [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                    "--nproc-per-node", "2", "-m", "physinv", "bench", "learning-curve",
                                    "--out", str(tmp_path / f"tr{attempt}"), *args],
-                  timeout=300, env=torchrun_env())
+                  timeout=240, attempts=3, env=torchrun_env())
     assert r.returncode == 0, r.stderr[-2000:]
     assert _csv(os.path.join(r.args[r.args.index("--out") + 1], "results.csv")) == _csv(out / "results.csv")
 
