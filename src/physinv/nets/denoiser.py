@@ -22,6 +22,7 @@ SHA-256 check, never downloaded. It is the prior of
 
 from __future__ import annotations
 
+import abc
 import io
 import numbers
 from typing import Any
@@ -31,7 +32,8 @@ from torch import nn
 
 from ._record import SavableModule
 
-__all__ = ["Denoiser", "UNetDenoiser", "pretrained_denoiser", "PRETRAINED_DENOISER", "PRETRAINED_DENOISERS"]
+__all__ = ["ResidualDenoiser", "Denoiser", "UNetDenoiser", "pretrained_denoiser", "PRETRAINED_DENOISER",
+           "PRETRAINED_DENOISERS"]
 
 #: The shipped denoisers (files of :mod:`physinv.assets`), by the name :func:`pretrained_denoiser` takes.
 PRETRAINED_DENOISERS = {"unet": "weights/denoiser_unet_v2.pt", "dncnn": "weights/denoiser_v1.pt"}
@@ -45,11 +47,12 @@ def _positive_int(v: Any, name: str, minimum: int, owner: str = "Denoiser") -> i
     return int(v)
 
 
-class ResidualDenoiser(SavableModule):
+class ResidualDenoiser(SavableModule, abc.ABC):
     """Base of physinv's denoisers: ``D(x, sigma) = x - R([x, sigma])``.
 
     Holds the call protocol every shipped denoiser shares, so a subclass only
-    builds its layers and implements ``_residual``, which maps a batch of
+    builds its layers and implements the abstract ``_residual`` (a subclass
+    without it cannot be instantiated), which maps a batch of
     ``(B, 2, H, W)`` inputs (the images and a constant plane of their noise
     levels) to the ``(B, 1, H, W)`` noise estimate ``R``.
 
@@ -107,8 +110,9 @@ class ResidualDenoiser(SavableModule):
         inp = torch.cat([flat, s.expand_as(flat)], dim=1)
         return (flat - self._residual(inp)).reshape(x.shape)
 
+    @abc.abstractmethod
     def _residual(self, inp: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement _residual")
+        """The noise estimate ``R``: ``(B, 2, H, W)`` images and noise planes to ``(B, 1, H, W)``."""
 
 
 class Denoiser(ResidualDenoiser):
