@@ -208,7 +208,7 @@ def test_unrolled_fourier_paths_for_any_fourier_factorization(name):
     grads = {}
     for path in ("autograd", "fused"):
         net = UnrolledLandweber(B, 4, dtype=f64, fft_path=path, precondition=True)
-        grads[path] = torch.autograd.grad(net(y).square().sum(), [net.steps, net.precond])
+        grads[path] = torch.autograd.grad(net(y).square().sum(), [net.step_factors, net.precond])
     for a, b in zip(grads["autograd"], grads["fused"]):
         torch.testing.assert_close(a, b)
 

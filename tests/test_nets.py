@@ -373,7 +373,7 @@ def test_physics_buffers_are_not_state_and_a_foreign_operator_is_refused():
     assert list(net.state_dict()) == ["filter"]  # s, phase, radius are rebuilt from the operator
     assert list(SpectralFilterNet(A, parametric=True, hidden=4).state_dict()) == [
         k for k, _ in SpectralFilterNet(A, parametric=True, hidden=4).named_parameters()]
-    assert list(UnrolledLandweber(A, 3).state_dict()) == ["steps"]
+    assert sorted(UnrolledLandweber(A, 3).state_dict()) == ["step_factors", "step_unit"]
     # an old-style state dict that still holds the physics: equal physics loads, another operator's raises
     old = {**net.state_dict(), "s": net.s.clone(), "phase": net.phase.clone(), "radius": net.radius.clone()}
     SpectralFilterNet(A).load_state_dict(old)
@@ -419,3 +419,48 @@ def test_non_finite_measurements_are_refused_like_the_solvers_do():
     for net in (SpectralFilterNet(A), UnrolledLandweber(A, 2), UnrolledISTA(A, 2)):
         with pytest.raises(ValueError, match="y contains non-finite values"):
             net(y.to(next(net.parameters()).dtype))
+
+
+def _adam_outputs(net, y, x_true, steps=5, lr=1e-2):
+    """Outputs of ``net`` after ``steps`` Adam steps on the squared error to ``x_true``."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        (net(y) - x_true).square().mean().backward()
+        opt.step()
+    with torch.no_grad():
+        return net(y)
+
+
+@settings(max_examples=6, deadline=None)
+@given(scale=st.sampled_from([1e-2, 0.3, 7.0, 60.0]), ista=st.booleans())
+def test_training_unrolled_steps_does_not_depend_on_the_operator_scale(scale, ista):
+    # Landweber on (c A, c y) with steps t / c^2 is the same iteration as on (A, y): with the steps
+    # learned as factors of their initial value, Adam follows the same path for every c (learning
+    # the steps themselves, a move of Adam's size is 1e4 initial steps when ||A||^2 is 1e4)
+    A = Convolution(psf.gaussian(1.2, 5), (12, 12))
+    x = _rand(3, 12, 12, seed=1)
+    y = A(x) + 0.01 * _rand(3, 12, 12, seed=2)
+    make = ((lambda B: UnrolledISTA(B, 3, lam=0.0, dtype=f64)) if ista
+            else (lambda B: UnrolledLandweber(B, 3, dtype=f64)))
+    ref = _adam_outputs(make(A), y, x)
+    out = _adam_outputs(make(scale * A), scale * y, x)
+    torch.testing.assert_close(out, ref, rtol=1e-7, atol=1e-9)
+    assert not torch.allclose(ref, make(A)(y))  # the steps did move
+
+
+def test_unrolled_state_dicts_that_hold_the_steps_themselves_still_load():
+    A = Convolution(psf.gaussian(1.2, 5), (12, 12))
+    y = A(_rand(2, 12, 12))
+    for make in (lambda: UnrolledLandweber(A, 3, dtype=f64), lambda: UnrolledISTA(A, 3, lam=0.02, dtype=f64)):
+        net = make()
+        with torch.no_grad():
+            net.step_factors.copy_(torch.tensor([0.7, 1.3, 0.9]))
+        old = {k: v for k, v in net.state_dict().items() if not k.startswith("step_")}
+        old["steps"] = net.steps.detach().clone()
+        again = make()
+        again.load_state_dict(old)
+        assert torch.equal(again(y), net(y))
+        assert torch.equal(again.step_factors.detach(), torch.ones(3, dtype=f64))
+        with pytest.raises(RuntimeError, match="step_factors"):
+            make().load_state_dict({k: v for k, v in net.state_dict().items() if k != "step_factors"})

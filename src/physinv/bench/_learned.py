@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from ..nets.unrolled import STEP_PARAMETERIZATION
 from ..train import fit_simulated
 from ..train.simulated import LOOP_VERSION
 from ._builtin import mad_noise_sigma
@@ -101,11 +102,12 @@ LEARNED: dict[str, tuple[Callable[..., torch.nn.Module], str, bool, dict[str, An
                               "SpectralFilterNet(parametric=True) (an MLP of singular value and noise level; "
                               "sigma by MAD at test time)"),
     "unrolled-landweber": (_landweber, "matched", False,
-                           {"steps": 300, "batch": 8, "lr": 2e-2, "layers": 10, "loop": _LOOP},
+                           {"steps": 300, "batch": 8, "lr": 2e-2, "layers": 10, "loop": _LOOP,
+                            "step_parameters": STEP_PARAMETERIZATION},
                            "UnrolledLandweber, 10 layers, learned steps"),
     "unrolled-ista": (_ista, "matched", False,
                       {"steps": 300, "batch": 8, "lr": 1e-3, "layers": 6, "channels": 16,
-                       "lam_per_sigma": 1.0, "loop": _LOOP},
+                       "lam_per_sigma": 1.0, "loop": _LOOP, "step_parameters": STEP_PARAMETERIZATION},
                       "UnrolledISTA, 6 layers, learned 16-channel transforms and thresholds"),
     "hybrid": (_hybrid, "circular", False,
                {"steps": 300, "batch": 8, "lr": 2e-3, "lam0_per_sigma2": 30.0, "depth": 5, "channels": 16,

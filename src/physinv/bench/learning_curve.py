@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from ..nets.unrolled import STEP_PARAMETERIZATION
 from ..train import fit_simulated
 from ..train.simulated import LOOP_VERSION
 from . import provenance, splits
@@ -439,6 +440,11 @@ def compute_cell(cell: Cell) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- study
 
+def _net_version(method: str) -> dict[str, str]:
+    """What a learned cell's ID holds about its network beyond the method name."""
+    return {"step_parameters": STEP_PARAMETERIZATION} if method in ("landweber", "ista") else {}
+
+
 def make_cells(config: LearningCurveConfig) -> list[Cell]:
     """The cells of a study (classical baselines first, then learned cells by N, method, seed)."""
     cells = []
@@ -455,7 +461,7 @@ def make_cells(config: LearningCurveConfig) -> list[Cell]:
                                        "n_train": n, "n_val": max(1, n // 4), "seed": seed,
                                        "steps": config.n_steps(n), "budget": config.budget,
                                        "batch": config.batch, "lr": config.lr,
-                                       "loop": TRAIN_LOOP}))
+                                       "loop": TRAIN_LOOP, **_net_version(m)}))
     return cells
 
 

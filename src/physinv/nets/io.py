@@ -219,7 +219,7 @@ def save_net(net: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, 
     >>> A = Convolution(psf.gaussian(1.5), (16, 16))
     >>> net = UnrolledLandweber(A, n_layers=3)
     >>> with torch.no_grad():
-    ...     _ = net.steps.mul_(0.5)
+    ...     _ = net.step_factors.mul_(0.5)
     >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
     >>> save_net(net, path, metadata={"note": "half steps"})
     >>> again = load_net(path)

@@ -30,6 +30,10 @@ from ._record import SavableModule
 
 __all__ = ["UnrolledLandweber", "UnrolledISTA", "LearnedTransform"]
 
+#: What the learned steps of the unrolled networks are (factors of their initial values); the
+#: benchmarks put it in the IDs of their cells, so that a change recomputes the cells it affects.
+STEP_PARAMETERIZATION = "step-factors"
+
 #: What the Fourier-only options need, in error messages.
 _NEEDS_FOURIER = ("an operator whose exact factorization is a FourierFactorization (a circular "
                   "Convolution, a real multiple of one, its adjoint)")
@@ -116,6 +120,35 @@ class _Unrolled(PhysicsModule):
         """What the layers apply as ``A`` / ``A^H``: the operator, or its plain-autograd FFT form."""
         return _PlainFourier(self) if self.fft_path == "autograd" else self.A
 
+    def _init_steps(self, t: torch.Tensor, dtype: torch.dtype) -> None:
+        # steps t_k = step_unit_k * step_factors_k: the learned factors start at 1, so an optimizer's
+        # move is relative to the initial step whatever the operator's scale (1 / ||A||^2 is 3e-4 for
+        # a 128x128 Radon transform, where a move of Adam's size in the step itself diverges)
+        self.register_buffer("step_unit", t.to(dtype))
+        self.step_factors = nn.Parameter(torch.ones(t.numel(), dtype=dtype))
+
+    @property
+    def steps(self) -> torch.Tensor:
+        """The per-layer steps ``t_k = step_unit[k] * step_factors[k]``, computed from the parameters.
+
+        A new tensor on every access: change the steps through ``step_factors``
+        (the learned parameter, 1 at initialization) or ``step_unit`` (the
+        initial steps, a buffer).
+        """
+        return self.step_unit * self.step_factors
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):  # noqa: D401 - nn.Module hook
+        # a state dict written before the steps were factored holds the steps themselves:
+        # they become the unit, with factors 1 (the same steps, exactly)
+        old = prefix + "steps"
+        if old in state_dict and prefix + "step_factors" not in state_dict:
+            t = state_dict.pop(old)
+            state_dict[prefix + "step_unit"] = t.detach().clone()
+            state_dict[prefix + "step_factors"] = torch.ones_like(t)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
 
 class UnrolledLandweber(_Unrolled):
     """``n_layers`` Landweber steps ``x_{k+1} = x_k + t_k P A^H (y - A x_k)`` with learned ``t_k``.
@@ -129,7 +162,11 @@ class UnrolledLandweber(_Unrolled):
     step : float or sequence of float, optional
         Initial steps (one for all layers or one per layer); default
         ``1 / ||A||^2``. At initialization the network equals
-        ``solvers.landweber(A, y, n_layers, step=step)``.
+        ``solvers.landweber(A, y, n_layers, step=step)``. They are kept as the
+        buffer ``step_unit``; the network learns ``step_factors`` (1 at
+        initialization), ``t_k = step_unit[k] * step_factors[k]`` (the
+        :attr:`steps` property), so an optimizer moves each step relative to
+        its initial size whatever the operator's norm.
     precondition : bool
         Learn a Fourier-domain preconditioner ``P`` (one real value per rfft
         half-spectrum index, shared by the layers, initialised to 1). Needs an
@@ -167,8 +204,7 @@ class UnrolledLandweber(_Unrolled):
                  dtype: torch.dtype = torch.float32, fft_path: str = "custom") -> None:
         super().__init__(A, fft_path)
         self.n_layers = n_layers
-        steps = _steps(step, n_layers, A, bound=not precondition, owner="UnrolledLandweber")
-        self.steps = nn.Parameter(steps.to(dtype))
+        self._init_steps(_steps(step, n_layers, A, bound=not precondition, owner="UnrolledLandweber"), dtype)
         if precondition:
             if self.tf is None:
                 raise ValueError(f"precondition=True needs {_NEEDS_FOURIER} (a Fourier-diagonal A^H A), "
@@ -292,7 +328,11 @@ class UnrolledISTA(_Unrolled):
     step : float or sequence, optional
         Initial steps, default ``1 / ||A||^2``. At initialization (fixed
         transform) the net equals ``solvers.ista(A, y, lam, n_layers, step=step,
-        transform=W)``.
+        transform=W)``. As in :class:`UnrolledLandweber` the network learns
+        factors of them (``step_factors``, 1 at initialization; ``steps`` is
+        their product with the buffer ``step_unit``); the thresholds
+        (``thresholds``) are learned as they are, in the units of the
+        thresholded coefficients.
     channels : int
         Channels of the learned transform.
     dtype : torch.dtype
@@ -344,7 +384,7 @@ class UnrolledISTA(_Unrolled):
         self.n_layers = n_layers
         self.lam = lam
         t = _steps(step, n_layers, A, owner="UnrolledISTA")
-        self.steps = nn.Parameter(t.to(dtype))
+        self._init_steps(t, dtype)
         self.thresholds = nn.Parameter((lam * t).to(dtype))
         self.learned = None
         self.kind = "pixel"
